@@ -1,0 +1,43 @@
+"""facebench: compare neural networks with human face perception.
+
+Importing this package is cheap (no torch): the heavy classes load on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from facebench.hookspecs import hookimpl
+from facebench.plugins import core_version
+from facebench.registry import MetricSpec, ModelSpec, TaskSpec
+
+if TYPE_CHECKING:
+    from facebench.manager import MultiModelTaskManager
+    from facebench.model import BaseModel
+    from facebench.task import BaseTask
+
+__version__ = core_version()
+
+_LAZY = {
+    "BaseModel": "facebench.model",
+    "BaseTask": "facebench.task",
+    "MultiModelTaskManager": "facebench.manager",
+}
+
+__all__ = [
+    "BaseModel",
+    "BaseTask",
+    "MetricSpec",
+    "ModelSpec",
+    "MultiModelTaskManager",
+    "TaskSpec",
+    "__version__",
+    "hookimpl",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'facebench' has no attribute {name!r}")

@@ -1,0 +1,56 @@
+"""The hook specifications a facebench plugin implements.
+
+A plugin is a module named by an entry point in the ``facebench`` group. It implements any of
+these hooks with ``@facebench.hookimpl`` and calls ``register`` once per thing it provides::
+
+    import facebench
+
+    @facebench.hookimpl
+    def register_models(register):
+        register(facebench.ModelSpec(
+            name="my-net",
+            target="my_lab.net:MyNet",          # imported only when the model is used
+            description="Our face-trained ResNet-50",
+        ))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from facebench.registry import MetricSpec, ModelSpec, TaskSpec
+
+PROJECT_NAME = "facebench"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Register models: call ``register(ModelSpec(...))`` for each one.
+
+    The spec's target (a ``"module:attr"`` string or a factory) must build a
+    :class:`facebench.model.BaseModel` when called with the model's options.
+    """
+
+
+@hookspec
+def register_tasks(register: Callable[[TaskSpec], None]) -> None:
+    """Register tasks: call ``register(TaskSpec(...))`` for each one.
+
+    The spec's target must build a :class:`facebench.task.BaseTask`.
+    """
+
+
+@hookspec
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    """Register distance metrics: call ``register(MetricSpec(...))`` for each one.
+
+    The spec's target is a function ``f(a, b) -> d`` on tensors: ``a`` and ``b`` are
+    ``(N, D)``, ``d`` is ``(N,)`` with ``d[i]`` the distance between ``a[i]`` and ``b[i]``.
+    """

@@ -1,0 +1,96 @@
+"""Row-wise distances between paired embeddings: ``d[i] = dist(a[i], b[i])``.
+
+Every function takes two ``(N, D)`` tensors and returns ``(N,)``; none builds an ``N x N``
+matrix, so N pairs cost O(N*D). They run on whatever device and dtype the inputs have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from facebench.errors import ConfigError
+
+MetricFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``1 - cos(a_i, b_i)``, as ``scipy.spatial.distance.cosine``."""
+    return 1.0 - F.cosine_similarity(a, b, dim=1, eps=1e-12)
+
+
+def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``||a_i - b_i||_2``."""
+    return torch.linalg.vector_norm(a - b, ord=2, dim=1)
+
+
+def squared_euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``||a_i - b_i||_2^2``."""
+    return (a - b).pow(2).sum(dim=1)
+
+
+def manhattan_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``||a_i - b_i||_1``, as ``scipy.spatial.distance.cityblock``."""
+    return (a - b).abs().sum(dim=1)
+
+
+def correlation_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``1 - pearson(a_i, b_i)`` over the feature axis, as ``scipy.spatial.distance.correlation``."""
+    return cosine_distance(a - a.mean(dim=1, keepdim=True), b - b.mean(dim=1, keepdim=True))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A resolved distance: its name, its function, and whether it is ``1 - similarity``."""
+
+    name: str
+    function: MetricFunction
+    bounded: bool = False
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.function(a, b)
+
+
+def resolve_metric(metric: str | Callable[..., object] | Metric) -> Metric:
+    """A registered metric by name, or a user's callable checked on a tiny input."""
+    if isinstance(metric, Metric):
+        return metric
+    if isinstance(metric, str):
+        from facebench.registry import MetricSpec, get_registry
+
+        spec = get_registry().get("metric", metric).spec
+        assert isinstance(spec, MetricSpec)
+        return Metric(spec.name, spec.load(), spec.bounded)
+    if callable(metric):
+        check_metric_callable(metric)
+        name = getattr(metric, "__name__", type(metric).__name__)
+        return Metric(name, _as_tensor_function(metric), bounded=False)
+    raise ConfigError(f"distance metric must be a registered name or a callable, not {metric!r}")
+
+
+def _as_tensor_function(function: Callable[..., object]) -> MetricFunction:
+    def wrapped(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(function(a, b), device=a.device).reshape(-1)
+
+    return wrapped
+
+
+def check_metric_callable(function: Callable[..., object]) -> None:
+    """Call ``function`` on three random pairs and insist on three finite distances."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 4, generator=generator)
+    b = torch.randn(3, 4, generator=generator)
+    name = getattr(function, "__name__", repr(function))
+    hint = "A distance takes two (N, D) tensors and returns N distances, one per row pair."
+    try:
+        out = torch.as_tensor(function(a, b))
+    except Exception as exc:
+        raise ConfigError(f"distance function {name!r} failed on a (3, 4) test input: {exc}. {hint}") from exc
+    if out.shape != (3,):
+        raise ConfigError(
+            f"distance function {name!r} returned shape {tuple(out.shape)} for 3 pairs; "
+            f"expected (3,). {hint}"
+        )

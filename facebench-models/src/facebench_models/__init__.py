@@ -1,0 +1,1 @@
+"""facebench model plugins: VGG16, DINOv2 and CLIP."""

@@ -1,0 +1,1 @@
+"""facebench task plugins: accuracy, correlation, conditioned averages, relative difference."""

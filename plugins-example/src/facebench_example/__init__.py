@@ -1,0 +1,1 @@
+"""An example facebench plugin, as a lab would publish one."""
