@@ -50,8 +50,10 @@ def registry_listing(registry: Registry) -> dict[str, list[dict[str, Any]]]:
 def format_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     """Left-aligned columns, a header and a rule."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
-             for row in [header, ["-" * w for w in widths], *rows]]
+    lines = [
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
+        for row in [header, ["-" * w for w in widths], *rows]
+    ]
     return "\n".join(lines)
 
 
@@ -72,8 +74,11 @@ def list_command(section: str | None, as_json: bool) -> None:
             header = ["name", "version", "status", "error"]
         else:
             rows = [
-                [e["name"] + (" (CONFLICT: " + ", ".join(e["conflict"]) + ")" if "conflict" in e else ""),
-                 e["plugin"], e["description"]]
+                [
+                    e["name"] + (" (CONFLICT: " + ", ".join(e["conflict"]) + ")" if "conflict" in e else ""),
+                    e["plugin"],
+                    e["description"],
+                ]
                 for e in listing[name]
             ]
             header = ["name", "plugin", "description"]

@@ -91,6 +91,5 @@ def check_metric_callable(function: Callable[..., object]) -> None:
         raise ConfigError(f"distance function {name!r} failed on a (3, 4) test input: {exc}. {hint}") from exc
     if out.shape != (3,):
         raise ConfigError(
-            f"distance function {name!r} returned shape {tuple(out.shape)} for 3 pairs; "
-            f"expected (3,). {hint}"
+            f"distance function {name!r} returned shape {tuple(out.shape)} for 3 pairs; expected (3,). {hint}"
         )

@@ -83,9 +83,7 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def register_module(
-    pm: pluggy.PluginManager, module: ModuleType, info: PluginInfo, key: str
-) -> None:
+def register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginInfo, key: str) -> None:
     """Register ``module`` under ``key``; a misspelled hook marks the plugin broken."""
     try:
         pm.register(module, name=key)

@@ -100,9 +100,7 @@ class Registry:
     """Specs by kind and name, plugin records, and name clashes."""
 
     plugins: list[Any] = field(default_factory=list)
-    _entries: dict[Kind, dict[str, Entry]] = field(
-        default_factory=lambda: {kind: {} for kind in KINDS}
-    )
+    _entries: dict[Kind, dict[str, Entry]] = field(default_factory=lambda: {kind: {} for kind in KINDS})
     conflicts: dict[tuple[Kind, str], list[str]] = field(default_factory=dict)
 
     def add(self, entry: Entry) -> None:
@@ -169,9 +167,7 @@ def check_options(kind: str, name: str, factory: Callable[..., Any], options: di
             for p in signature.parameters.values()
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"
         ]
-        raise ConfigError(
-            f"{kind} {name!r}: {exc}. Accepted options: {', '.join(accepted)}."
-        ) from None
+        raise ConfigError(f"{kind} {name!r}: {exc}. Accepted options: {', '.join(accepted)}.") from None
 
 
 def build_registry(pm: pluggy.PluginManager, plugins: dict[str, Any]) -> Registry:

@@ -8,7 +8,11 @@ import facebench
 from facebench import ModelSpec
 
 MODELS = (
-    ModelSpec("vgg16", "facebench_models.vgg16:Vgg16Model", "VGG16 (torchvision); ImageNet weights or a face-trained checkpoint"),
+    ModelSpec(
+        "vgg16",
+        "facebench_models.vgg16:Vgg16Model",
+        "VGG16 (torchvision); ImageNet weights or a face-trained checkpoint",
+    ),
     ModelSpec("dinov2", "facebench_models.dinov2:DinoModel", "DINOv2 vision transformer (transformers)"),
     ModelSpec("clip", "facebench_models.clip:CLIPModel", "CLIP image tower (open_clip)"),
 )

@@ -10,4 +10,8 @@ from facebench import MetricSpec
 
 @facebench.hookimpl
 def register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    register(MetricSpec("angular", "facebench_example.metrics:angular_distance", "Angle between embeddings / pi (0 to 1)"))
+    register(
+        MetricSpec(
+            "angular", "facebench_example.metrics:angular_distance", "Angle between embeddings / pi (0 to 1)"
+        )
+    )
