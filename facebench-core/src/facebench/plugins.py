@@ -73,7 +73,7 @@ def normalize_name(name: str) -> str:
 def disabled_names(environ: dict[str, str] | None = None) -> set[str]:
     """The normalised names listed in ``FACEBENCH_DISABLE_PLUGINS``."""
     raw = (os.environ if environ is None else environ).get(DISABLE_ENV_VAR, "")
-    return {normalize_name(part) for part in raw.split(",") if part.strip()}
+    return {normalize_name(part.strip()) for part in raw.split(",") if part.strip()}
 
 
 def new_plugin_manager() -> pluggy.PluginManager:

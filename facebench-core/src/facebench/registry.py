@@ -179,7 +179,7 @@ def build_registry(pm: pluggy.PluginManager, plugins: dict[str, Any]) -> Registr
     registry = Registry(plugins=list(plugins.values()))
     for kind in KINDS:
         hook = getattr(pm.hook, HOOK_FOR_KIND[kind])
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # in registration order: built-in first
             info = plugins[impl.plugin_name]
             collected: list[Spec] = []
 

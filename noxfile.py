@@ -1,0 +1,54 @@
+"""Sessions: ``nox`` runs lint and tests; ``nox -s demo`` runs the embedded demo."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+PACKAGES = ("./facebench-core", "./facebench-models", "./facebench-tasks", "./plugins-example")
+# torch and torchvision are installed first and explicitly; override for another build.
+TORCH = os.environ.get("FACEBENCH_TORCH", "torch==2.14.1 torchvision==0.29.1").split()
+
+
+def install_facebench(session: nox.Session) -> None:
+    session.install(*TORCH)
+    session.install(*PACKAGES)
+    # facenet-pytorch pins an old torch; its MTCNN detector needs only what is installed already.
+    session.install("--no-deps", "facenet-pytorch")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Install the four packages (not editable) and run the whole test suite."""
+    install_facebench(session)
+    session.install("pytest")
+    session.run("pytest", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Install and run ``facebench demo`` on the embedded stimuli."""
+    install_facebench(session)
+    session.run("facebench", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def benchmarks(session: nox.Session) -> None:
+    """Print the speed figures of ``benchmarks/``."""
+    install_facebench(session)
+    for script in sorted(os.listdir("benchmarks")):
+        if script.endswith(".py"):
+            session.run("python", f"benchmarks/{script}")
