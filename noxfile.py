@@ -20,6 +20,7 @@ def install_facebench(session: nox.Session) -> None:
     session.install(*PACKAGES)
     # facenet-pytorch pins an old torch; its MTCNN detector needs only what is installed already.
     session.install("--no-deps", "facenet-pytorch")
+    session.install("requests")  # facenet_pytorch imports it at load time
 
 
 @nox.session(python=PYTHON)

@@ -136,7 +136,7 @@ class Registry:
         for kind in KINDS:
             yield from self.entries(kind)
 
-    def create(self, kind: Kind, name: str, **options: Any) -> Any:
+    def create(self, kind: Kind, name: str, /, **options: Any) -> Any:
         """Build the ``kind`` called ``name`` with ``options``, checked against its signature."""
         factory = self.get(kind, name).spec.load()
         check_options(kind, name, factory, options)
