@@ -1,0 +1,169 @@
+"""Correlation of model distances with human distances (similarity ratings, feature changes)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from facebench.errors import ConfigError, DataError
+from facebench.metrics import Metric
+from facebench.pairs import numeric_column
+from facebench.task import DISTANCE_COLUMN, BaseTask
+from facebench_tasks import stats
+
+CorrelationFunction = Callable[[np.ndarray, np.ndarray], Any]
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's r (as ``scipy.stats.pearsonr``, without its p-value: fast in the bootstrap)."""
+    x, y = x - x.mean(), y - y.mean()
+    denominator = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / denominator) if denominator > 0 else math.nan
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho: Pearson's r of the ranks, ties averaged (as ``scipy.stats.spearmanr``)."""
+    return pearson(scipy_stats.rankdata(x), scipy_stats.rankdata(y))
+
+
+NAMED_CORRELATIONS: dict[str, CorrelationFunction] = {"pearson": pearson, "spearman": spearman}
+MIN_PAIRS = 3
+
+
+class CorrelationTask(BaseTask):
+    """How well model distances follow the human distances in the pairs file.
+
+    ``correlation_function`` is ``"pearson"`` (default), ``"spearman"``, or a callable
+    ``f(model, human)`` returning a number, a ``(statistic, p-value)`` tuple, a scipy result or
+    a 2 x 2 matrix (``numpy.corrcoef``).
+
+    The confidence interval is a seeded percentile bootstrap over IMAGES, not pairs: pairs share
+    images, so resampling pairs would treat dependent pairs as independent and make the interval
+    too narrow. Each resample draws the images with replacement and keeps every pair of drawn
+    images (``a`` copies of one image and ``b`` of the other give ``a * b`` copies of the pair).
+
+    Result columns: ``Correlation Score``, ``Correlation Score CI Low``,
+    ``Correlation Score CI High``, ``Distance Metric``.
+    """
+
+    plot_columns: ClassVar[tuple[str, ...]] = ("Correlation Score",)
+
+    def __init__(
+        self,
+        name: str | None = None,
+        pairs_file_path: str | Path | None = None,
+        images_path: str | Path | None = None,
+        distance_metric: str | Callable[..., Any] | Metric = "cosine",
+        distance_column: str = "distance",
+        correlation_function: str | CorrelationFunction = "pearson",
+        n_bootstrap: int = 1000,
+        confidence: float = 0.95,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(correlation_function, str) and correlation_function not in NAMED_CORRELATIONS:
+            raise ConfigError(
+                f"correlation_function {correlation_function!r} is not known; use "
+                f"{' or '.join(map(repr, NAMED_CORRELATIONS))}, or pass a callable"
+            )
+        if not callable(correlation_function) and not isinstance(correlation_function, str):
+            raise ConfigError(
+                f"correlation_function must be a name or a callable, not {correlation_function!r}"
+            )
+        if not 0 < confidence < 1:
+            raise ConfigError(f"confidence must lie between 0 and 1, not {confidence!r}")
+        self.distance_column = distance_column
+        self.correlation_function = correlation_function
+        self.n_bootstrap = int(n_bootstrap)
+        self.confidence = float(confidence)
+        self.seed = int(seed)
+        super().__init__(name, pairs_file_path, images_path, distance_metric)
+
+    def columns(self) -> tuple[str, ...]:
+        return (*self.required_columns, self.distance_column)
+
+    def column_options(self) -> dict[str, str]:
+        return {self.distance_column: "distance_column"}
+
+    def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
+        numeric_column(frame, self.distance_column, self.pairs_file_path)
+        if len(frame) < MIN_PAIRS:
+            raise DataError(f"{self.pairs_file_path}: a correlation needs at least {MIN_PAIRS} pairs")
+        return frame
+
+    def correlate(self, model: np.ndarray, human: np.ndarray) -> float:
+        """The configured correlation of ``model`` with ``human`` distances, as a float."""
+        function = self.correlation_function
+        if isinstance(function, str):
+            function = NAMED_CORRELATIONS[function]
+        try:
+            return stats.as_correlation(function(model, human))
+        except ValueError as exc:
+            name = getattr(function, "__name__", repr(function))
+            raise ConfigError(f"correlation function {name!r}: {exc}") from exc
+
+    def compute_task_performance(self, pairs_distances_df: pd.DataFrame) -> pd.DataFrame:
+        model = self.pair_distances(pairs_distances_df)
+        human = numeric_column(pairs_distances_df, self.distance_column, f"task {self.name!r} distances")
+        score = self.correlate(model, human)
+        low, high = self.bootstrap_interval(pairs_distances_df, model, human)
+        return self.result_row(
+            {"Correlation Score": score, "Correlation Score CI Low": low, "Correlation Score CI High": high}
+        )
+
+    def bootstrap_interval(
+        self, pairs: pd.DataFrame, model: np.ndarray, human: np.ndarray
+    ) -> tuple[float, float]:
+        """Percentile CI of the correlation over image resamples (see the class docstring)."""
+        codes, images = pd.factorize(pd.concat([pairs["img1"], pairs["img2"]], ignore_index=True))
+        image1, image2 = codes[: len(pairs)], codes[len(pairs) :]
+
+        def resampled(drawn: np.ndarray) -> float:
+            weights = stats.image_resample_weights(image1, image2, drawn, len(images))
+            keep = np.repeat(np.arange(len(pairs)), weights)
+            if keep.size < MIN_PAIRS:
+                return math.nan
+            return self.correlate(model[keep], human[keep])
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant resamples: undefined, left out as NaN
+            return stats.bootstrap_interval(
+                resampled, len(images), self.n_bootstrap, self.confidence, self.seed
+            )
+
+    def error_columns(self, column: str) -> tuple[str, str] | None:
+        return (f"{column} CI Low", f"{column} CI High")
+
+    def plot(
+        self,
+        output_dir: Path,
+        performances: pd.DataFrame,
+        pairs_distances: pd.DataFrame | None = None,
+        **kwargs: Any,
+    ) -> list[Path]:
+        """Bars of the correlation (with its CI) across models and layers and, given
+        ``pairs_distances`` (columns "Model Name", "Layer Name", the human distance column and
+        ``model_computed_distance``), a scatter of model vs human distances per model-layer."""
+        from facebench.plots import scatter_plot
+        from facebench.results import safe_filename
+
+        written = super().plot(output_dir, performances, **kwargs)
+        if pairs_distances is None:
+            return written
+        for (model_name, layer), rows in pairs_distances.groupby(["Model Name", "Layer Name"], sort=False):
+            written += scatter_plot(
+                rows[self.distance_column].to_numpy(float),
+                rows[DISTANCE_COLUMN].to_numpy(float),
+                Path(output_dir),
+                title=f"{self.name}: {model_name} {layer}",
+                xlabel=f"human {self.distance_column}",
+                ylabel=f"model distance ({self.metric.name})",
+                filename=safe_filename(f"{self.name}_scatter_{model_name}_{layer}"),
+            )
+        return written

@@ -1,0 +1,192 @@
+"""Statistics the tasks share: verification scores, thresholds, folds, bootstrap intervals.
+
+Conventions: ``labels`` are booleans (True = same identity); ``scores`` are similarities
+(higher = more alike); a pair is called "same" when ``score >= threshold``, the convention of
+:func:`sklearn.metrics.roc_curve`, so every accuracy here agrees with the ROC it came from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+
+def similarity_scores(distances: np.ndarray, bounded: bool) -> np.ndarray:
+    """``1 - d`` for bounded metrics (distance = 1 - similarity), ``-d`` otherwise."""
+    distances = np.asarray(distances, dtype=float)
+    return 1.0 - distances if bounded else -distances
+
+
+def accuracy_at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    """Fraction of pairs classified correctly, "same" when ``score >= threshold``."""
+    return float(np.mean((np.asarray(scores) >= threshold) == np.asarray(labels, dtype=bool)))
+
+
+def full_roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``fpr, tpr, thresholds`` at every distinct score (first threshold is ``+inf``)."""
+    return roc_curve(np.asarray(labels, dtype=bool), scores, drop_intermediate=False)
+
+
+def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The finite ROC threshold maximising ``tpr - fpr`` (the first, highest, on ties)."""
+    fpr, tpr, thresholds = full_roc(labels, scores)
+    finite = np.isfinite(thresholds)
+    j = np.where(finite, tpr - fpr, -np.inf)
+    return float(thresholds[int(np.argmax(j))])
+
+
+def best_accuracy_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold with the best accuracy on these pairs.
+
+    Candidates are every distinct score (and ``+inf``, calling every pair "different"). The
+    returned threshold is the midpoint between the winning score and the next lower score, so
+    the held-out pairs are split halfway between the training pairs (the lowest score is kept as
+    is; ties go to the highest threshold).
+    """
+    labels = np.asarray(labels, dtype=bool)
+    fpr, tpr, thresholds = full_roc(labels, scores)
+    positives, negatives = labels.sum(), (~labels).sum()
+    accuracy = (tpr * positives + (1.0 - fpr) * negatives) / labels.size
+    best = int(np.argmax(accuracy))
+    if best + 1 < thresholds.size:
+        if np.isinf(thresholds[best]):
+            return math.inf
+        return float((thresholds[best] + thresholds[best + 1]) / 2.0)
+    return float(thresholds[best])
+
+
+def contiguous_folds(labels: np.ndarray, n_folds: int) -> list[np.ndarray]:
+    """LFW's folds: fold k holds the k-th contiguous block of the same pairs and of the different pairs.
+
+    Within each label the pairs keep file order and are split into ``n_folds`` blocks whose
+    sizes differ by at most one. This gives LFW's ten folds both for its ``pairs.txt`` (each fold
+    300 same then 300 different pairs) and for files that list all same pairs, fold by fold,
+    before all different pairs.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    blocks = [np.array_split(np.flatnonzero(labels == value), n_folds) for value in (True, False)]
+    return [np.sort(np.concatenate([same, different])) for same, different in zip(*blocks, strict=True)]
+
+
+def cross_validated_accuracy(
+    labels: np.ndarray, scores: np.ndarray, n_folds: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy per held-out fold, with the threshold chosen on the other folds.
+
+    Returns ``(fold_accuracies, fold_thresholds)``; LFW reports their mean and (population)
+    standard deviation. Folds are those of :func:`contiguous_folds`.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    scores = np.asarray(scores, dtype=float)
+    accuracies, thresholds = [], []
+    for held_out in contiguous_folds(labels, n_folds):
+        train = np.ones(labels.size, dtype=bool)
+        train[held_out] = False
+        threshold = best_accuracy_threshold(labels[train], scores[train])
+        thresholds.append(threshold)
+        accuracies.append(accuracy_at_threshold(labels[held_out], scores[held_out], threshold))
+    return np.asarray(accuracies), np.asarray(thresholds)
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The rate where false accepts equal false rejects, on the linearly interpolated ROC."""
+    fpr, tpr, _ = full_roc(labels, scores)
+    gap = fpr - (1.0 - tpr)  # rises from -1 to +1 along the curve
+    i = int(np.argmax(gap >= 0))
+    if gap[i] == 0 or i == 0:
+        return float(fpr[i])
+    t = -gap[i - 1] / (gap[i] - gap[i - 1])
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def tar_at_far(labels: np.ndarray, scores: np.ndarray, far: float) -> float:
+    """True-accept rate at the strictest threshold whose false-accept rate is at most ``far``.
+
+    NaN when there are fewer than ``ceil(1 / far)`` different-identity pairs: a false-accept
+    rate of ``far`` cannot be measured on fewer.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    if (~labels).sum() < math.ceil(1.0 / far - 1e-9):
+        return math.nan
+    fpr, tpr, _ = full_roc(labels, scores)
+    return float(tpr[fpr <= far].max())
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float],
+    n_units: int,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic(indices)`` over resamples of ``n_units`` units.
+
+    Each resample draws ``n_units`` unit indices with replacement from a generator seeded with
+    ``seed``. Resamples where the statistic is undefined (NaN) are left out; NaN if all are.
+    """
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(n_resamples)])
+    return percentile_interval(values, confidence)
+
+
+def stratified_bootstrap_interval(
+    statistic: Callable[[Sequence[np.ndarray]], float],
+    group_sizes: Sequence[int],
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """As :func:`bootstrap_interval`, resampling within each group separately.
+
+    ``statistic`` gets one index array per group.
+    """
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic([rng.integers(0, n, n) for n in group_sizes]) for _ in range(n_resamples)])
+    return percentile_interval(values, confidence)
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` interval of the finite ``values``; NaN if there are none."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def image_resample_weights(
+    image1_codes: np.ndarray, image2_codes: np.ndarray, drawn_images: np.ndarray, n_images: int
+) -> np.ndarray:
+    """How often each pair appears when the images ``drawn_images`` are drawn.
+
+    A pair of images drawn ``a`` and ``b`` times appears ``a * b`` times (every copy of one image
+    paired with every copy of the other); a pair with an image not drawn drops out.
+    """
+    counts = np.bincount(drawn_images, minlength=n_images)
+    return counts[image1_codes] * counts[image2_codes]
+
+
+def as_correlation(value: Any) -> float:
+    """A correlation from what a correlation function returns.
+
+    A scalar; a result with ``.statistic`` (scipy); a tuple ``(r, p)``; or a 2 x 2 matrix
+    (``numpy.corrcoef``), whose off-diagonal entry is taken.
+    """
+    if hasattr(value, "statistic"):
+        value = value.statistic
+    elif isinstance(value, tuple | list) and np.ndim(value) < 2:
+        value = value[0]
+    array = np.asarray(value, dtype=float)
+    if array.ndim == 2 and array.shape[0] >= 2 and array.shape[1] >= 2:
+        return float(array[0, 1])
+    if array.size == 1:
+        return float(array.reshape(()))
+    raise ValueError(
+        f"a correlation function must return a number, a (statistic, p-value) tuple or a "
+        f"2 x 2 matrix; got an array of shape {array.shape}"
+    )
