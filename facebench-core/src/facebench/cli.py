@@ -96,3 +96,184 @@ def layers_command(model: str) -> None:
     built = get_registry().create("model", name, **options)
     for layer in built.layer_names():
         click.echo(layer)
+
+
+def build_experiment(
+    experiment_file: str | None,
+    models: Sequence[str],
+    tasks: Sequence[str],
+    pairs: str | None,
+    images: str | None,
+    layers: str | None,
+    metric: str | None,
+    device: str | None,
+    batch_size: int | None,
+    output: str | None,
+    cache_dir: str | None,
+    no_cache: bool,
+) -> Any:
+    """The experiment of ``facebench run``: the file, with the flags applied on top.
+
+    ``--model``/``--task`` replace the file's lists; ``--pairs``, ``--images`` and ``--metric``
+    fill in tasks that lack them; ``--layers`` fills in models that lack layers.
+    """
+    from pathlib import Path
+
+    from facebench.errors import ConfigError
+    from facebench.experiment import Experiment, model_config, task_config
+    from facebench.options import parse_spec_string
+
+    if experiment_file:
+        experiment = Experiment.from_toml(experiment_file)
+    elif models or tasks:
+        experiment = Experiment(models=[], tasks=[])
+    else:
+        raise ConfigError(
+            "give an EXPERIMENT.toml file, or --model NAME and --task NAME (see facebench run --help)"
+        )
+    cwd = Path.cwd()
+    if models:
+        specs = [parse_spec_string(text) for text in models]
+        experiment.models = [model_config({"plugin": n, **o}, cwd, f"--model {n}") for n, o in specs]
+    if tasks:
+        specs = [parse_spec_string(text) for text in tasks]
+        experiment.tasks = [task_config({"plugin": n, **o}, cwd, f"--task {n}") for n, o in specs]
+    for task in experiment.tasks:
+        if pairs and "pairs_file_path" not in task.options:
+            task.options["pairs_file_path"] = Path(pairs)
+        if images and "images_path" not in task.options:
+            task.options["images_path"] = Path(images)
+        if metric and "distance_metric" not in task.options:
+            task.options["distance_metric"] = metric
+    if layers:
+        names = [layer.strip() for layer in layers.split(",") if layer.strip()]
+        for model in experiment.models:
+            model.options.setdefault("extract_layers", names)
+    if device:
+        experiment.device = device
+    if batch_size is not None:
+        experiment.batch_size = batch_size
+    if output:
+        experiment.output = Path(output)
+    if no_cache:
+        experiment.cache_dir = None
+    elif cache_dir:
+        experiment.cache_dir = Path(cache_dir)
+    return experiment
+
+
+def run_and_report(experiment: Any, progress: bool) -> None:
+    """Run ``experiment``, print the summary and failures; exit 1 when something failed."""
+    from facebench.experiment import run_experiment
+
+    try:
+        manager = run_experiment(experiment, progress=progress, print_log=progress)
+    except KeyboardInterrupt:
+        click.secho(f"\nInterrupted; results finished so far are in {experiment.output}", fg="red", err=True)
+        sys.exit(130)
+    click.echo(summary_text(manager))
+    click.echo(f"\nResults written to {experiment.output}")
+    if manager.failures:
+        click.secho(manager.failure_report(), fg="red", err=True)
+        sys.exit(1)
+
+
+def summary_text(manager: Any) -> str:
+    """The headline metric of every task, per model and layer, as a table."""
+    from facebench.results import metric_columns
+
+    rows = []
+    for task_name, performance in manager.tasks_performance_dfs.items():
+        task = manager.tasks[task_name]
+        headline = task.plot_columns or metric_columns(performance)
+        columns = [c for c in headline if c in performance.columns][:2]
+        for record in performance.to_dict("records"):
+            condition = record.get("Condition")
+            label = task_name if not isinstance(condition, str) else f"{task_name} - {condition}"
+            values = ", ".join(f"{c} {record[c]:.3f}" for c in columns)
+            rows.append([label, str(record["Model Name"]), str(record["Layer Name"]), values])
+    return format_table(rows, ["task", "model", "layer", "metrics"]) if rows else "(no results)"
+
+
+@main.command("run")
+@click.argument("experiment_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--model", "models", multiple=True, metavar="NAME:key=value,...", help="A model (repeatable).")
+@click.option("--task", "tasks", multiple=True, metavar="NAME:key=value,...", help="A task (repeatable).")
+@click.option("--pairs", type=click.Path(), help="Pairs file for tasks that do not name one.")
+@click.option("--images", type=click.Path(), help="Images folder for tasks that do not name one.")
+@click.option("--layers", metavar="L1,L2,...", help="Layers for models that do not name them.")
+@click.option("--metric", help="Distance metric for tasks that do not name one (facebench list metrics).")
+@click.option("--device", help="auto, cpu, cuda, cuda:1 or mps (default: each model's own, auto).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per forward pass (default 32).")
+@click.option("--output", type=click.Path(file_okay=False), help="Results folder.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder.")
+@click.option("--no-cache", is_flag=True, help="Keep embeddings in a temporary folder only.")
+@click.option("--quiet", is_flag=True, help="No progress bars or log lines.")
+def run_command(
+    experiment_file: str | None,
+    models: tuple[str, ...],
+    tasks: tuple[str, ...],
+    pairs: str | None,
+    images: str | None,
+    layers: str | None,
+    metric: str | None,
+    device: str | None,
+    batch_size: int | None,
+    output: str | None,
+    cache_dir: str | None,
+    no_cache: bool,
+    quiet: bool,
+) -> None:
+    """Run an experiment: every model on every task, results in the output folder.
+
+    \b
+    facebench run experiment.toml
+    facebench run --model vgg16:pretrained=false --layers features.4 \\
+        --task accuracy --pairs pairs.csv --images faces/ --output results/
+
+    Names, options, pairs files and images are all checked before any model is built.
+    Exit status: 0 when everything ran, 1 when a model or task failed (the others' results
+    are still written), 2 for a configuration error.
+    """
+    experiment = build_experiment(
+        experiment_file,
+        models,
+        tasks,
+        pairs,
+        images,
+        layers,
+        metric,
+        device,
+        batch_size,
+        output,
+        cache_dir,
+        no_cache,
+    )
+    run_and_report(experiment, progress=not quiet)
+
+
+@main.command("demo")
+@click.option("--output", default="facebench-demo", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--model", "model_spec", metavar="NAME:key=value,...", help="Model (default: random-weight VGG16)."
+)
+@click.option("--device", help="auto, cpu, cuda or mps.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--stimuli-only", is_flag=True, help="Only write the stimuli and experiment.toml.")
+@click.option("--quiet", is_flag=True, help="No progress bars or log lines.")
+def demo_command(
+    output: str, model_spec: str | None, device: str | None, batch_size: int, stimuli_only: bool, quiet: bool
+) -> None:
+    """Generate synthetic face stimuli and run every task on them (no download).
+
+    Writes OUTPUT/stimuli (images and pairs files), OUTPUT/experiment.toml and, unless
+    --stimuli-only, OUTPUT/results. Re-run or edit it with `facebench run OUTPUT/experiment.toml`.
+    """
+    from facebench.demo import prepare_demo
+    from facebench.experiment import Experiment
+
+    experiment_file = prepare_demo(output, model_spec=model_spec, device=device, batch_size=batch_size)
+    click.echo(f"Stimuli and {experiment_file} written to {output}")
+    if stimuli_only:
+        return
+    run_and_report(Experiment.from_toml(experiment_file), progress=not quiet)

@@ -145,10 +145,10 @@ class Registry:
 
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     """``unknown model 'vgg61'; did you mean 'vgg16'? Known: ...``"""
-    message = f"unknown {kind} {name!r}"
+    message = f"unknown {kind} {name!r}."
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     if close:
-        message += "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+        message = message[:-1] + "; did you mean " + " or ".join(repr(c) for c in close) + "?"
     known_text = ", ".join(known) if known else "none (is the plugin package installed?)"
     return f"{message} Known {kind}s: {known_text}."
 

@@ -1,0 +1,410 @@
+"""Experiment files: which models and tasks to run, and where to write the results.
+
+An experiment is a TOML file (or the same thing from ``facebench run`` flags)::
+
+    output = "results"              # folder for results.json, CSVs and plots
+    batch_size = 32
+    device = "auto"                 # default for every model
+    cache_dir = "~/.cache/facebench"  # or: cache = false (a temporary cache)
+    human_percentiles = "human_percentiles.csv"  # optional human bands on layer plots
+
+    [[models]]
+    plugin = "vgg16"                # a registered model (facebench list models)
+    name = "vgg16-random"           # optional; defaults to the plugin name
+    layers = ["features.4", "features.9"]
+    reduction = "mean"
+    options = { pretrained = false }
+
+    [[tasks]]
+    plugin = "accuracy"             # a registered task (facebench list tasks)
+    name = "Verification"           # optional; defaults to the pairs file's name
+    pairs = "stimuli/verification.csv"
+    images = "stimuli/images"
+    metric = "cosine"
+    options = { label_column = "truth" }
+
+Other keys of a ``[[models]]`` or ``[[tasks]]`` table are options too (as under ``options``).
+A model's ``input_size = N`` resizes its preprocessed images to N x N pixels (a CNN then runs
+faster on small images; a ViT with fixed position embeddings may not accept other sizes).
+Relative paths (``output``, ``cache_dir``, ``human_percentiles``, ``pairs``, ``images`` and
+options ending in ``_path``) resolve against the TOML file's folder.
+
+:meth:`Experiment.prepare` checks everything that can be checked without building a network
+(plugin names, options, metrics, pairs files, columns and images) before any model is built.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facebench.errors import ConfigError
+from facebench.registry import Registry, check_options, get_registry
+
+if TYPE_CHECKING:
+    from facebench.manager import MultiModelTaskManager
+    from facebench.model import BaseModel
+    from facebench.task import BaseTask
+
+USER_CACHE = "user-cache"
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "output",
+        "batch_size",
+        "device",
+        "cache_dir",
+        "cache",
+        "num_workers",
+        "human_percentiles",
+        "models",
+        "tasks",
+    }
+)
+MODEL_KEYS = {"layers": "extract_layers"}
+TASK_KEYS = {"pairs": "pairs_file_path", "images": "images_path", "metric": "distance_metric"}
+
+
+@dataclass
+class ModelConfig:
+    """One ``[[models]]`` entry: a registered model and its constructor options."""
+
+    plugin: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.options.get("name") or self.plugin)
+
+
+@dataclass
+class TaskConfig:
+    """One ``[[tasks]]`` entry: a registered task and its constructor options."""
+
+    plugin: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        if self.options.get("name"):
+            return str(self.options["name"])
+        pairs = self.options.get("pairs_file_path")
+        return Path(pairs).stem if pairs else self.plugin
+
+
+@dataclass
+class Experiment:
+    """Models, tasks and run settings, with paths already resolved."""
+
+    models: list[ModelConfig]
+    tasks: list[TaskConfig]
+    output: Path = Path("facebench-results")
+    batch_size: int = 32
+    device: str | None = None
+    cache_dir: str | Path | None = USER_CACHE
+    num_workers: int | None = None
+    human_percentiles: Path | None = None
+    source: Path | None = None
+
+    # ------------------------------------------------------------------ reading
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Experiment:
+        """Read an experiment file; relative paths resolve against its folder."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"experiment file {str(path)!r} does not exist")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        experiment = cls.from_mapping(data, base_dir=path.parent, where=str(path))
+        experiment.source = path
+        return experiment
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any], base_dir: str | Path = ".", where: str = "experiment"
+    ) -> Experiment:
+        """Build from a parsed TOML document (or an equivalent dict)."""
+        base = Path(base_dir)
+        unknown = sorted(set(data) - TOP_LEVEL_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"known keys: {', '.join(sorted(TOP_LEVEL_KEYS))}"
+            )
+        models = [
+            model_config(entry, base, f"{where}: models[{i}]")
+            for i, entry in enumerate(_tables(data, "models", where))
+        ]
+        tasks = [
+            task_config(entry, base, f"{where}: tasks[{i}]")
+            for i, entry in enumerate(_tables(data, "tasks", where))
+        ]
+        cache_dir: str | Path | None = USER_CACHE
+        if data.get("cache") is False:
+            cache_dir = None
+        elif "cache_dir" in data:
+            cache_dir = _resolve(base, data["cache_dir"], f"{where}: cache_dir")
+        return cls(
+            models=models,
+            tasks=tasks,
+            output=_resolve(base, data.get("output", "facebench-results"), f"{where}: output"),
+            batch_size=_positive_int(data.get("batch_size", 32), f"{where}: batch_size"),
+            device=_optional_str(data.get("device"), f"{where}: device"),
+            cache_dir=cache_dir,
+            num_workers=None if data.get("num_workers") is None else int(data["num_workers"]),
+            human_percentiles=(
+                _resolve(base, data["human_percentiles"], f"{where}: human_percentiles")
+                if data.get("human_percentiles")
+                else None
+            ),
+        )
+
+    # ------------------------------------------------------------------ checking and building
+    def check(self, registry: Registry | None = None) -> None:
+        """Plugin names, options and metric names: fail before anything is built or read."""
+        registry = registry or get_registry()
+        if not self.models:
+            raise ConfigError("the experiment has no models; add a [[models]] table or --model NAME")
+        if not self.tasks:
+            raise ConfigError("the experiment has no tasks; add a [[tasks]] table or --task NAME")
+        _check_unique([m.name for m in self.models], "model")
+        _check_unique([t.name for t in self.tasks], "task")
+        for kind, configs in (("model", self.models), ("task", self.tasks)):
+            for config in configs:
+                factory = registry.get(kind, config.plugin).spec.load()
+                options = self._options(kind, config, factory)
+                if kind == "model" and "input_size" in options:
+                    _check_input_size(options.pop("input_size"), config.name, factory)
+                check_options(kind, config.plugin, factory, options)
+        for task in self.tasks:
+            metric = task.options.get("distance_metric")
+            if isinstance(metric, str):
+                registry.get("metric", metric)
+            for key in ("pairs_file_path", "images_path"):
+                if key not in task.options:
+                    flag = "--pairs" if key == "pairs_file_path" else "--images"
+                    raise ConfigError(
+                        f"task {task.name!r} has no {key.split('_')[0]} "
+                        f"({'pairs' if flag == '--pairs' else 'images'} = ... in the file, or {flag})"
+                    )
+        if self.human_percentiles is not None and not self.human_percentiles.is_file():
+            raise ConfigError(f"human_percentiles file {str(self.human_percentiles)!r} does not exist")
+
+    def prepare(self, registry: Registry | None = None) -> tuple[list[BaseTask], list[BaseModel]]:
+        """Check, then create the tasks (reading and validating their pairs files and images),
+        then the models (cheap: networks are built on first use)."""
+        registry = registry or get_registry()
+        self.check(registry)
+        tasks = [self._create(registry, "task", config) for config in self.tasks]
+        models = [self._create(registry, "model", config) for config in self.models]
+        return tasks, models
+
+    def _create(self, registry: Registry, kind: str, config: ModelConfig | TaskConfig) -> Any:
+        # not Registry.create: its ``name`` parameter (the plugin name) would clash with ours
+        factory = registry.get(kind, config.plugin).spec.load()  # type: ignore[arg-type]
+        options = self._options(kind, config, factory)
+        input_size = options.pop("input_size", None)
+        check_options(kind, config.plugin, factory, options)
+        if input_size is None:
+            return factory(**options)
+        own = options.get("preprocess_function") or factory(**options).get_preprocess_function()
+        return factory(**{**options, "preprocess_function": ResizedInput(own, input_size)})
+
+    def manager(self, registry: Registry | None = None, progress: bool = True) -> MultiModelTaskManager:
+        """A manager holding this experiment's models and tasks (prepared and checked)."""
+        from facebench.manager import MultiModelTaskManager
+
+        registry = registry or get_registry()
+        tasks, models = self.prepare(registry)
+        sources = {}
+        for kind, configs in (("model", self.models), ("task", self.tasks)):
+            for config in configs:
+                entry = registry.get(kind, config.plugin)
+                sources[f"{kind}:{config.name}"] = {
+                    "registered_name": config.plugin,
+                    "plugin": entry.plugin,
+                    "plugin_version": entry.plugin_version,
+                }
+        return MultiModelTaskManager(
+            models=models,
+            tasks=tasks,
+            batch_size=self.batch_size,
+            cache_dir=self.cache_dir,
+            num_workers=self.num_workers,
+            progress=progress,
+            human_percentiles=self.human_percentiles,
+            plugin_sources=sources,
+        )
+
+    def _options(self, kind: str, config: ModelConfig | TaskConfig, factory: Any) -> dict[str, Any]:
+        options = dict(config.options)
+        options.setdefault("name", config.name)
+        if (
+            kind == "model"
+            and self.device is not None
+            and "device" not in options
+            and _accepts(factory, "device")
+        ):
+            options["device"] = self.device
+        return options
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved experiment, for results.json."""
+        return {
+            "source": str(self.source) if self.source else None,
+            "output": str(self.output),
+            "batch_size": self.batch_size,
+            "device": self.device,
+            "cache_dir": None if self.cache_dir is None else str(self.cache_dir),
+            "models": [{"plugin": m.plugin, "options": m.options} for m in self.models],
+            "tasks": [{"plugin": t.plugin, "options": t.options} for t in self.tasks],
+        }
+
+
+class ResizedInput:
+    """A model's own preprocessing followed by resizing its ``(C, H, W)`` tensor to
+    ``size`` x ``size`` (bilinear, antialiased): a CNN then runs on small images, faster."""
+
+    def __init__(self, preprocess: Any, size: int) -> None:
+        self.preprocess = preprocess
+        self.size = int(size)
+
+    @property
+    def preprocess_id(self) -> str:
+        from facebench.model import describe_callable
+
+        return f"{describe_callable(self.preprocess)} then resize to {self.size}x{self.size}"
+
+    def __call__(self, image: Any) -> Any:
+        import torch.nn.functional as F
+
+        tensor = self.preprocess(image)
+        resized = F.interpolate(tensor[None], size=(self.size, self.size), mode="bilinear", antialias=True)
+        return resized[0]
+
+
+def _check_input_size(value: Any, name: str, factory: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 4096:
+        raise ConfigError(
+            f"model {name!r}: input_size must be a whole number of pixels (16-4096), not {value!r}"
+        )
+    if not _accepts(factory, "preprocess_function"):
+        raise ConfigError(f"model {name!r}: input_size needs a model that takes preprocess_function")
+
+
+def run_experiment(
+    experiment: Experiment, progress: bool = True, print_log: bool = True
+) -> MultiModelTaskManager:
+    """Prepare, run every model on every task, and export everything to ``experiment.output``."""
+    with experiment.manager(progress=progress) as manager:
+        manager.experiment = experiment.to_dict()
+        manager.run_all_tasks_all_models(export_path=experiment.output, print_log=print_log)
+    return manager
+
+
+def model_config(entry: Mapping[str, Any], base: Path, where: str) -> ModelConfig:
+    """A ``[[models]]`` table (or ``--model`` options) as a :class:`ModelConfig`."""
+    plugin, options = _split_entry(entry, where)
+    for key, option in MODEL_KEYS.items():
+        if key in options:
+            _move(options, key, option, where)
+    if isinstance(options.get("extract_layers"), str):
+        options["extract_layers"] = [
+            layer.strip() for layer in options["extract_layers"].split(",") if layer.strip()
+        ]
+    _resolve_path_options(options, base, where)
+    return ModelConfig(plugin, options)
+
+
+def task_config(entry: Mapping[str, Any], base: Path, where: str) -> TaskConfig:
+    """A ``[[tasks]]`` table (or ``--task`` options) as a :class:`TaskConfig`."""
+    plugin, options = _split_entry(entry, where)
+    for key, option in TASK_KEYS.items():
+        if key in options:
+            _move(options, key, option, where)
+    for key in ("pairs_file_path", "images_path"):
+        if key in options:
+            options[key] = _resolve(base, options[key], f"{where}: {key}")
+    _resolve_path_options(options, base, where)
+    return TaskConfig(plugin, options)
+
+
+def _split_entry(entry: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: expected a table, got {entry!r}")
+    entry = dict(entry)
+    plugin = entry.pop("plugin", None)
+    if not isinstance(plugin, str) or not plugin:
+        raise ConfigError(f'{where}: needs plugin = "NAME" (see facebench list)')
+    nested = entry.pop("options", {})
+    if not isinstance(nested, Mapping):
+        raise ConfigError(f"{where}: options must be a table, e.g. options = {{ key = value }}")
+    clash = sorted(set(nested) & set(entry))
+    if clash:
+        raise ConfigError(f"{where}: {', '.join(map(repr, clash))} given both directly and under options")
+    return plugin, {**entry, **nested}
+
+
+def _move(options: dict[str, Any], key: str, option: str, where: str) -> None:
+    if option in options:
+        raise ConfigError(f"{where}: give {key!r} or {option!r}, not both")
+    options[option] = options.pop(key)
+
+
+def _resolve_path_options(options: dict[str, Any], base: Path, where: str) -> None:
+    for key, value in list(options.items()):
+        if key.endswith("_path") and key not in ("pairs_file_path", "images_path") and isinstance(value, str):
+            options[key] = str(_resolve(base, value, f"{where}: {key}"))
+
+
+def _resolve(base: Path, value: Any, where: str) -> Path:
+    if not isinstance(value, str | Path) or not str(value):
+        raise ConfigError(f"{where}: expected a path, got {value!r}")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _tables(data: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = data.get(key, [])
+    if isinstance(value, Mapping):
+        return [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: {key} must be a list of tables ([[{key}]])")
+    return value
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _optional_str(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return value
+
+
+def _check_unique(names: Sequence[str], kind: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(
+                f'two {kind}s are named {name!r}; give each a distinct name = "..." '
+                f"(results are keyed by {kind} name)"
+            )
+        seen.add(name)
+
+
+def _accepts(factory: Any, parameter: str) -> bool:
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return True
+    return parameter in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
