@@ -226,3 +226,14 @@ def test_gpu_embeddings_and_distances_match_the_cpu(tiny, images, tmp_path, prec
                 rtol=tolerance,
                 atol=tolerance,
             )
+
+
+def test_preprocessing_that_refuses_an_image_is_reported_with_its_file(tiny, images):
+    def refuse_dark(image):
+        if np.asarray(image).mean() < 200:
+            raise DataError("no face found")
+        return torch.zeros(3, 32, 32)
+
+    with EmbeddingStore(None) as store, pytest.raises(DataError) as info:
+        embed_images(tiny(preprocess_function=refuse_dark), images, store=store, progress=False)
+    assert str(info.value) == f"image {str(images[0])!r}: no face found"

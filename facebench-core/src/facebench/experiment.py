@@ -204,15 +204,15 @@ class Experiment:
         return tasks, models
 
     def _create(self, registry: Registry, kind: str, config: ModelConfig | TaskConfig) -> Any:
-        # not Registry.create: its ``name`` parameter (the plugin name) would clash with ours
         factory = registry.get(kind, config.plugin).spec.load()  # type: ignore[arg-type]
         options = self._options(kind, config, factory)
         input_size = options.pop("input_size", None)
-        check_options(kind, config.plugin, factory, options)
-        if input_size is None:
-            return factory(**options)
-        own = options.get("preprocess_function") or factory(**options).get_preprocess_function()
-        return factory(**{**options, "preprocess_function": ResizedInput(own, input_size)})
+        if input_size is not None:
+            own = options.get("preprocess_function")
+            if own is None:
+                own = registry.create(kind, config.plugin, **options).get_preprocess_function()
+            options["preprocess_function"] = ResizedInput(own, input_size)
+        return registry.create(kind, config.plugin, **options)
 
     def manager(self, registry: Registry | None = None, progress: bool = True) -> MultiModelTaskManager:
         """A manager holding this experiment's models and tasks (prepared and checked)."""

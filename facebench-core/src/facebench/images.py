@@ -97,16 +97,17 @@ def content_hash(path: str | Path) -> str:
     return _HASHES[key]
 
 
+HASH_CHUNK = 256  # paths per thread-pool task (one task per path costs more than a remembered hash)
+
+
 def content_hashes(paths: Sequence[str | Path], threads: int = 8) -> list[str]:
     """:func:`content_hash` of every path, read on a few threads."""
-    if len(paths) < 64:
+    if len(paths) <= HASH_CHUNK:
         return [content_hash(path) for path in paths]
+    chunks = [paths[start : start + HASH_CHUNK] for start in range(0, len(paths), HASH_CHUNK)]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(content_hash, paths, chunksize=64))
-
-
-def missing_image_message(path: Path) -> str:
-    return f"image {str(path)!r} does not exist; check the pairs file and the images folder"
+        hashed = pool.map(lambda chunk: [content_hash(path) for path in chunk], chunks)
+        return [digest for chunk in hashed for digest in chunk]
 
 
 class ImageDataset(Dataset[tuple[int, Tensor]]):
@@ -120,4 +121,10 @@ class ImageDataset(Dataset[tuple[int, Tensor]]):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, Tensor]:
-        return index, self.preprocess(load_rgb(self.paths[index]))
+        path = self.paths[index]
+        image = load_rgb(path)
+        try:
+            return index, self.preprocess(image)
+        except DataError as exc:  # a model's preprocessing (e.g. face alignment) refused the image
+            message = str(exc)
+            raise DataError(message if str(path) in message else f"image {str(path)!r}: {message}") from None
