@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facebench.engine import embed_images, pair_distances
+from facebench.engine import default_num_workers, embed_images, pair_distances
 from facebench.metrics import resolve_metric
 from facebench.model import BaseModel
 from facebench.registry import get_registry
@@ -84,6 +84,12 @@ def benchmark_model(
 
     bare = bare_forward_rate(model, args.batch_size, args.bare_batches)
     print(f"(a) bare forward:            {bare:8.1f} images/s")
+    if model.device.type != "cpu":  # on a CPU the workers share the cores with the forward pass
+        workers = (
+            args.workers if args.workers is not None else default_num_workers(len(paths), args.batch_size)
+        )
+        decode = decoding_rate(model, paths, args.batch_size, workers)
+        print(f"    decoding alone:          {decode:8.1f} images/s (DataLoader, {workers} workers)")
 
     metric = resolve_metric("cosine")
     layer = model.output_layers[0]
@@ -141,6 +147,24 @@ def bare_forward_rate(model: BaseModel, batch_size: int, batches: int) -> float:
             model.model(batch)
         synchronize(model.device)
     return batch_size * batches / (time.perf_counter() - started)
+
+
+def decoding_rate(model: BaseModel, paths: list[Path], batch_size: int, workers: int) -> float:
+    """Images/s of the engine's DataLoader alone (decode, preprocess, pin): the pipeline's ceiling."""
+    from torch.utils.data import DataLoader
+
+    from facebench.images import ImageDataset
+
+    loader = DataLoader(
+        ImageDataset(paths, model.get_preprocess_function()),
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=model.device.type == "cuda",
+    )
+    started = time.perf_counter()
+    for _ in loader:
+        pass
+    return len(paths) / (time.perf_counter() - started)
 
 
 def count_forward_passes(folder: Path, scale: float, batch_size: int, workers: int | None) -> None:
