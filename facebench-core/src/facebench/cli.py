@@ -98,70 +98,6 @@ def layers_command(model: str) -> None:
         click.echo(layer)
 
 
-def build_experiment(
-    experiment_file: str | None,
-    models: Sequence[str],
-    tasks: Sequence[str],
-    pairs: str | None,
-    images: str | None,
-    layers: str | None,
-    metric: str | None,
-    device: str | None,
-    batch_size: int | None,
-    output: str | None,
-    cache_dir: str | None,
-    no_cache: bool,
-) -> Any:
-    """The experiment of ``facebench run``: the file, with the flags applied on top.
-
-    ``--model``/``--task`` replace the file's lists; ``--pairs``, ``--images`` and ``--metric``
-    fill in tasks that lack them; ``--layers`` fills in models that lack layers.
-    """
-    from pathlib import Path
-
-    from facebench.errors import ConfigError
-    from facebench.experiment import Experiment, model_config, task_config
-    from facebench.options import parse_spec_string
-
-    if experiment_file:
-        experiment = Experiment.from_toml(experiment_file)
-    elif models or tasks:
-        experiment = Experiment(models=[], tasks=[])
-    else:
-        raise ConfigError(
-            "give an EXPERIMENT.toml file, or --model NAME and --task NAME (see facebench run --help)"
-        )
-    cwd = Path.cwd()
-    if models:
-        specs = [parse_spec_string(text) for text in models]
-        experiment.models = [model_config({"plugin": n, **o}, cwd, f"--model {n}") for n, o in specs]
-    if tasks:
-        specs = [parse_spec_string(text) for text in tasks]
-        experiment.tasks = [task_config({"plugin": n, **o}, cwd, f"--task {n}") for n, o in specs]
-    for task in experiment.tasks:
-        if pairs and "pairs_file_path" not in task.options:
-            task.options["pairs_file_path"] = Path(pairs)
-        if images and "images_path" not in task.options:
-            task.options["images_path"] = Path(images)
-        if metric and "distance_metric" not in task.options:
-            task.options["distance_metric"] = metric
-    if layers:
-        names = [layer.strip() for layer in layers.split(",") if layer.strip()]
-        for model in experiment.models:
-            model.options.setdefault("extract_layers", names)
-    if device:
-        experiment.device = device
-    if batch_size is not None:
-        experiment.batch_size = batch_size
-    if output:
-        experiment.output = Path(output)
-    if no_cache:
-        experiment.cache_dir = None
-    elif cache_dir:
-        experiment.cache_dir = Path(cache_dir)
-    return experiment
-
-
 def run_and_report(experiment: Any, progress: bool) -> None:
     """Run ``experiment``, print the summary and failures; exit 1 when something failed."""
     from facebench.experiment import run_experiment
@@ -209,21 +145,7 @@ def summary_text(manager: Any) -> str:
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder.")
 @click.option("--no-cache", is_flag=True, help="Keep embeddings in a temporary folder only.")
 @click.option("--quiet", is_flag=True, help="No progress bars or log lines.")
-def run_command(
-    experiment_file: str | None,
-    models: tuple[str, ...],
-    tasks: tuple[str, ...],
-    pairs: str | None,
-    images: str | None,
-    layers: str | None,
-    metric: str | None,
-    device: str | None,
-    batch_size: int | None,
-    output: str | None,
-    cache_dir: str | None,
-    no_cache: bool,
-    quiet: bool,
-) -> None:
+def run_command(experiment_file: str | None, quiet: bool, **flags: Any) -> None:
     """Run an experiment: every model on every task, results in the output folder.
 
     \b
@@ -235,20 +157,9 @@ def run_command(
     Exit status: 0 when everything ran, 1 when a model or task failed (the others' results
     are still written), 2 for a configuration error.
     """
-    experiment = build_experiment(
-        experiment_file,
-        models,
-        tasks,
-        pairs,
-        images,
-        layers,
-        metric,
-        device,
-        batch_size,
-        output,
-        cache_dir,
-        no_cache,
-    )
+    from facebench.experiment import experiment_from_flags
+
+    experiment = experiment_from_flags(experiment_file, **flags)
     run_and_report(experiment, progress=not quiet)
 
 

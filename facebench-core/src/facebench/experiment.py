@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facebench.errors import ConfigError
+from facebench.options import parse_spec_string
 from facebench.registry import Registry, check_options, get_registry
 
 if TYPE_CHECKING:
@@ -408,3 +409,61 @@ def _accepts(factory: Any, parameter: str) -> bool:
     except (TypeError, ValueError):
         return True
     return parameter in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def experiment_from_flags(
+    experiment_file: str | None,
+    models: Sequence[str],
+    tasks: Sequence[str],
+    pairs: str | None,
+    images: str | None,
+    layers: str | None,
+    metric: str | None,
+    device: str | None,
+    batch_size: int | None,
+    output: str | None,
+    cache_dir: str | None,
+    no_cache: bool,
+) -> Experiment:
+    """The experiment of ``facebench run``: the file (if any), with the flags applied on top.
+
+    ``--model``/``--task`` replace the file's lists; ``--pairs``, ``--images`` and ``--metric``
+    fill in tasks that lack them; ``--layers`` fills in models that lack layers.
+    """
+    if experiment_file:
+        experiment = Experiment.from_toml(experiment_file)
+    elif models or tasks:
+        experiment = Experiment(models=[], tasks=[])
+    else:
+        raise ConfigError(
+            "give an EXPERIMENT.toml file, or --model NAME and --task NAME (see facebench run --help)"
+        )
+    cwd = Path.cwd()
+    if models:
+        specs = [parse_spec_string(text) for text in models]
+        experiment.models = [model_config({"plugin": n, **o}, cwd, f"--model {n}") for n, o in specs]
+    if tasks:
+        specs = [parse_spec_string(text) for text in tasks]
+        experiment.tasks = [task_config({"plugin": n, **o}, cwd, f"--task {n}") for n, o in specs]
+    for task in experiment.tasks:
+        if pairs and "pairs_file_path" not in task.options:
+            task.options["pairs_file_path"] = Path(pairs)
+        if images and "images_path" not in task.options:
+            task.options["images_path"] = Path(images)
+        if metric and "distance_metric" not in task.options:
+            task.options["distance_metric"] = metric
+    if layers:
+        names = [layer.strip() for layer in layers.split(",") if layer.strip()]
+        for model in experiment.models:
+            model.options.setdefault("extract_layers", names)
+    if device:
+        experiment.device = device
+    if batch_size is not None:
+        experiment.batch_size = batch_size
+    if output:
+        experiment.output = Path(output)
+    if no_cache:
+        experiment.cache_dir = None
+    elif cache_dir:
+        experiment.cache_dir = Path(cache_dir)
+    return experiment
