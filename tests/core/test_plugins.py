@@ -161,3 +161,16 @@ def test_disabled_plugins_are_never_imported() -> None:
     )
     (info,) = infos.values()
     assert (info.status, info.error) == ("disabled", None)
+
+
+def test_create_passes_a_name_option_through() -> None:
+    class Named:
+        def __init__(self, name: str = "default") -> None:
+            self.name = name
+
+    @facebench.hookimpl
+    def register_models(register):
+        register(ModelSpec("named", Named))
+
+    registry = registry_from(("lab-net", make_module("lab_net", register_models=register_models)))
+    assert registry.create("model", "named", name="my-run").name == "my-run"
