@@ -174,3 +174,25 @@ def test_create_passes_a_name_option_through() -> None:
 
     registry = registry_from(("lab-net", make_module("lab_net", register_models=register_models)))
     assert registry.create("model", "named", name="my-run").name == "my-run"
+
+
+def test_options_forwarded_with_kwargs_are_checked_against_the_base_class() -> None:
+    class Base:
+        def __init__(self, name: str | None = None, seed: int = 0) -> None:
+            self.name, self.seed = name, seed
+
+    class Child(Base):
+        def __init__(self, name: str | None = None, depth: int = 3, **options: object) -> None:
+            super().__init__(name=name, **options)
+            self.depth = depth
+
+    @facebench.hookimpl
+    def register_models(register):
+        register(ModelSpec("child", Child))
+
+    registry = registry_from(("lab-net", make_module("lab_net", register_models=register_models)))
+    assert registry.create("model", "child", seed=4, depth=5).seed == 4
+    with pytest.raises(
+        ConfigError, match=r"does not take the option 'sede'\. Accepted options: name, depth, seed\."
+    ):
+        registry.create("model", "child", sede=4)

@@ -153,21 +153,40 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     return f"{message} Known {kind}s: {known_text}."
 
 
+def accepted_options(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword options ``factory`` accepts, or None when it takes any keyword.
+
+    A class's ``**kwargs`` are followed into its base classes' ``__init__`` (a model that
+    forwards ``**options`` to :class:`~facebench.model.BaseModel` accepts BaseModel's options).
+    """
+    if inspect.isclass(factory):
+        functions = [cls.__init__ for cls in factory.__mro__ if "__init__" in vars(cls) and cls is not object]
+    else:
+        functions = [factory]
+    names: list[str] = []
+    for function in functions:
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names += [p.name for p in parameters if p.kind in keywords and p.name not in {"self", *names}]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return names
+    return None
+
+
 def check_options(kind: str, name: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
     """Raise :class:`ConfigError` if ``factory`` does not accept ``options``."""
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):
+    accepted = accepted_options(factory)
+    if accepted is None:
         return
-    try:
-        signature.bind_partial(**options)
-    except TypeError as exc:
-        accepted = [
-            p.name
-            for p in signature.parameters.values()
-            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"
-        ]
-        raise ConfigError(f"{kind} {name!r}: {exc}. Accepted options: {', '.join(accepted)}.") from None
+    unknown = [key for key in options if key not in accepted]
+    if unknown:
+        raise ConfigError(
+            f"{kind} {name!r} does not take the option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}. Accepted options: {', '.join(accepted)}."
+        )
 
 
 def build_registry(pm: pluggy.PluginManager, plugins: dict[str, Any]) -> Registry:

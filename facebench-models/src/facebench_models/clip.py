@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +65,11 @@ class ImageTower(torch.nn.Module):
 
 
 class CLIPModel(BaseModel):
-    """The image tower of an open_clip CLIP model; OpenAI ViT-B/32 by default."""
+    """The image tower of an open_clip CLIP model; OpenAI ViT-B/32 by default.
+
+    Other options (``extract_layers``, ``reduction``, ``device``, ``precision``, ``seed``, ...)
+    are :class:`~facebench.model.BaseModel`'s.
+    """
 
     default_layers: ClassVar[tuple[str, ...]] = ()
     default_reduction: ClassVar[str] = "cls"
@@ -76,22 +80,12 @@ class CLIPModel(BaseModel):
         version: str = "ViT-B/32",
         pretrained: bool | str = True,
         weights_path: str | Path | None = None,
-        extract_layers: str | Sequence[str] | None = None,
-        preprocess_function: PreprocessFunction | None = None,
-        reduction: str | Mapping[str, str] | None = None,
-        device: str = "auto",
-        precision: str = "fp32",
-        seed: int = 0,
+        **options: Any,
     ) -> None:
         super().__init__(
             name=name,
             weights_path=weights_path,
-            extract_layers=extract_layers,
-            preprocess_function=preprocess_function,
-            reduction=reduction,
-            device=device,
-            precision=precision,
-            seed=seed,
+            **options,
         )
         if not isinstance(pretrained, bool | str) or pretrained == "":
             raise ConfigError(f"model {self.name!r}: pretrained must be true, false or an open_clip tag")

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,7 +53,11 @@ OFFICIAL_SHARED = {"image_size": 518, "patch_size": 14, "mlp_ratio": 4, "layersc
 
 
 class DinoModel(BaseModel):
-    """DINOv2 vision transformer; ``facebook/dinov2-base`` by default."""
+    """DINOv2 vision transformer; ``facebook/dinov2-base`` by default.
+
+    Other options (``extract_layers``, ``reduction``, ``device``, ``precision``, ``seed``, ...)
+    are :class:`~facebench.model.BaseModel`'s.
+    """
 
     default_layers: ClassVar[tuple[str, ...]] = ("layernorm",)
     default_reduction: ClassVar[str] = "cls"
@@ -66,22 +70,12 @@ class DinoModel(BaseModel):
         config: Any = None,
         image_size: int = 224,
         weights_path: str | Path | None = None,
-        extract_layers: str | Sequence[str] | None = None,
-        preprocess_function: PreprocessFunction | None = None,
-        reduction: str | Mapping[str, str] | None = None,
-        device: str = "auto",
-        precision: str = "fp32",
-        seed: int = 0,
+        **options: Any,
     ) -> None:
         super().__init__(
             name=name,
             weights_path=weights_path,
-            extract_layers=extract_layers,
-            preprocess_function=preprocess_function,
-            reduction=reduction,
-            device=device,
-            precision=precision,
-            seed=seed,
+            **options,
         )
         if config is not None and pretrained and weights_path is None:
             raise ConfigError(

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
@@ -32,7 +31,11 @@ IMAGENET_WEIGHTS = "IMAGENET1K_V1"
 
 
 class Vgg16Model(BaseModel):
-    """torchvision VGG16; ImageNet weights by default."""
+    """torchvision VGG16; ImageNet weights by default.
+
+    Other options (``extract_layers``, ``reduction``, ``device``, ``precision``, ``seed``, ...)
+    are :class:`~facebench.model.BaseModel`'s.
+    """
 
     default_layers: ClassVar[tuple[str, ...]] = ("classifier.4",)
     default_reduction: ClassVar[str] = "flatten"
@@ -43,22 +46,12 @@ class Vgg16Model(BaseModel):
         pretrained: bool = True,
         num_identities: int | None = None,
         weights_path: str | Path | None = None,
-        extract_layers: str | Sequence[str] | None = None,
-        preprocess_function: PreprocessFunction | None = None,
-        reduction: str | Mapping[str, str] | None = None,
-        device: str = "auto",
-        precision: str = "fp32",
-        seed: int = 0,
+        **options: Any,
     ) -> None:
         super().__init__(
             name=name,
             weights_path=weights_path,
-            extract_layers=extract_layers,
-            preprocess_function=preprocess_function,
-            reduction=reduction,
-            device=device,
-            precision=precision,
-            seed=seed,
+            **options,
         )
         if num_identities is not None:
             if isinstance(num_identities, bool) or not isinstance(num_identities, int) or num_identities < 1:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -63,24 +62,15 @@ class DlibResNet(BaseModel):
         self,
         name: str | None = None,
         weights_path: str | Path | None = None,
-        extract_layers: str | Sequence[str] | None = None,
-        preprocess_function: PreprocessFunction | None = None,
-        reduction: str | Mapping[str, str] | None = None,
-        device: str = "auto",
-        precision: str = "fp32",
-        seed: int = 0,
         align: bool = False,
+        **options: Any,
     ) -> None:
+        """``align`` and BaseModel's options (``extract_layers``, ``reduction``, ``device``, ...)."""
         self.align = bool(align)
         super().__init__(
             name=name or "dlib-resnet",
             weights_path=weights_path if weights_path is not None else default_weights_path(),
-            extract_layers=extract_layers,
-            preprocess_function=preprocess_function,
-            reduction=reduction,
-            device=device,
-            precision=precision,
-            seed=seed,
+            **options,
         )
 
     def _build_model(self) -> torch.nn.Module:
