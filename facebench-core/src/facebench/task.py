@@ -33,9 +33,10 @@ BASE_PARAMETERS = frozenset({"self", "name", "pairs_file_path", "images_path", "
 class BaseTask(abc.ABC):
     """One benchmark task over a pairs file.
 
-    Subclasses set their options as attributes named like their ``__init__`` parameters
-    *before* calling ``super().__init__`` (so :meth:`columns` and :meth:`validate` can use them),
-    and implement :meth:`compute_task_performance`.
+    Subclasses take their own options as keyword arguments, set them as attributes named like
+    those parameters *before* calling ``super().__init__(name, **common)`` (so :meth:`columns` and
+    :meth:`validate` can use them; ``common`` carries ``pairs_file_path``, ``images_path`` and
+    ``distance_metric``), and implement :meth:`compute_task_performance`.
     """
 
     required_columns: ClassVar[tuple[str, ...]] = IMAGE_COLUMNS

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,7 +11,6 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from facebench.errors import ConfigError, DataError
-from facebench.metrics import Metric
 from facebench.pairs import binary_labels
 from facebench.task import BaseTask
 from facebench_tasks import stats
@@ -42,12 +41,11 @@ class AccuracyTask(BaseTask):
     def __init__(
         self,
         name: str | None = None,
-        pairs_file_path: str | Path | None = None,
-        images_path: str | Path | None = None,
-        distance_metric: str | Callable[..., Any] | Metric = "cosine",
+        *,
         label_column: str = "truth",
         n_folds: int = 10,
         far_levels: Sequence[float] = (1e-3, 1e-2),
+        **common: Any,
     ) -> None:
         if int(n_folds) < 2:
             raise ConfigError(f"n_folds must be at least 2, not {n_folds!r}")
@@ -56,7 +54,7 @@ class AccuracyTask(BaseTask):
         self.label_column = label_column
         self.n_folds = int(n_folds)
         self.far_levels = tuple(float(f) for f in far_levels)
-        super().__init__(name, pairs_file_path, images_path, distance_metric)
+        super().__init__(name, **common)
 
     def columns(self) -> tuple[str, ...]:
         return (*self.required_columns, self.label_column)

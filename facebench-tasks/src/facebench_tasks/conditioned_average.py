@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from facebench.metrics import Metric
 from facebench.pairs import text_column
 from facebench.task import BaseTask
 
@@ -31,15 +29,14 @@ class ConditionedAverageDistances(BaseTask):
     def __init__(
         self,
         name: str | None = None,
-        pairs_file_path: str | Path | None = None,
-        images_path: str | Path | None = None,
-        distance_metric: str | Callable[..., Any] | Metric = "cosine",
+        *,
         condition_column: str = "condition",
         normalize: bool = True,
+        **common: Any,
     ) -> None:
         self.condition_column = condition_column
         self.normalize = bool(normalize)
-        super().__init__(name, pairs_file_path, images_path, distance_metric)
+        super().__init__(name, **common)
 
     def columns(self) -> tuple[str, ...]:
         return (*self.required_columns, self.condition_column)

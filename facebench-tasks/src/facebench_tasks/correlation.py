@@ -13,7 +13,6 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from facebench.errors import ConfigError, DataError
-from facebench.metrics import Metric
 from facebench.pairs import numeric_column
 from facebench.task import DISTANCE_COLUMN, BaseTask
 from facebench_tasks import stats
@@ -58,14 +57,13 @@ class CorrelationTask(BaseTask):
     def __init__(
         self,
         name: str | None = None,
-        pairs_file_path: str | Path | None = None,
-        images_path: str | Path | None = None,
-        distance_metric: str | Callable[..., Any] | Metric = "cosine",
+        *,
         distance_column: str = "distance",
         correlation_function: str | CorrelationFunction = "pearson",
         n_bootstrap: int = 1000,
         confidence: float = 0.95,
         seed: int = 0,
+        **common: Any,
     ) -> None:
         if isinstance(correlation_function, str) and correlation_function not in NAMED_CORRELATIONS:
             raise ConfigError(
@@ -76,14 +74,13 @@ class CorrelationTask(BaseTask):
             raise ConfigError(
                 f"correlation_function must be a name or a callable, not {correlation_function!r}"
             )
-        if not 0 < confidence < 1:
-            raise ConfigError(f"confidence must lie between 0 and 1, not {confidence!r}")
+        stats.check_confidence(confidence)
         self.distance_column = distance_column
         self.correlation_function = correlation_function
         self.n_bootstrap = int(n_bootstrap)
         self.confidence = float(confidence)
         self.seed = int(seed)
-        super().__init__(name, pairs_file_path, images_path, distance_metric)
+        super().__init__(name, **common)
 
     def columns(self) -> tuple[str, ...]:
         return (*self.required_columns, self.distance_column)

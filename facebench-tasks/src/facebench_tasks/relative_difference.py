@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from facebench.errors import ConfigError, DataError
-from facebench.metrics import Metric
 from facebench.pairs import text_column
 from facebench.task import BaseTask
 from facebench_tasks import stats
@@ -38,15 +36,14 @@ class RelativeDifferenceTask(BaseTask):
     def __init__(
         self,
         name: str | None = None,
-        pairs_file_path: str | Path | None = None,
-        images_path: str | Path | None = None,
-        distance_metric: str | Callable[..., Any] | Metric = "cosine",
+        *,
         group_column: str = "condition",
         groups: Sequence[str] | None = None,
         identity_column: str | None = None,
         n_bootstrap: int = 1000,
         confidence: float = 0.95,
         seed: int = 0,
+        **common: Any,
     ) -> None:
         if isinstance(groups, str) or groups is None or len(groups) != 2 or groups[0] == groups[1]:
             raise ConfigError(
@@ -54,15 +51,14 @@ class RelativeDifferenceTask(BaseTask):
                 f"{group_column!r} to compare, in order (the result is (m1 - m2) / (m1 + m2)); "
                 f"got {groups!r}"
             )
-        if not 0 < confidence < 1:
-            raise ConfigError(f"confidence must lie between 0 and 1, not {confidence!r}")
+        stats.check_confidence(confidence)
         self.group_column = group_column
         self.groups = (str(groups[0]).strip(), str(groups[1]).strip())
         self.identity_column = identity_column
         self.n_bootstrap = int(n_bootstrap)
         self.confidence = float(confidence)
         self.seed = int(seed)
-        super().__init__(name, pairs_file_path, images_path, distance_metric)
+        super().__init__(name, **common)
 
     def columns(self) -> tuple[str, ...]:
         extra = (self.identity_column,) if self.identity_column else ()

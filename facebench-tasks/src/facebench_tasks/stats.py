@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from facebench.errors import ConfigError
+
 
 def similarity_scores(distances: np.ndarray, bounded: bool) -> np.ndarray:
     """``1 - d`` for bounded metrics (distance = 1 - similarity), ``-d`` otherwise."""
@@ -114,6 +116,12 @@ def tar_at_far(labels: np.ndarray, scores: np.ndarray, far: float) -> float:
         return math.nan
     fpr, tpr, _ = full_roc(labels, scores)
     return float(tpr[fpr <= far].max())
+
+
+def check_confidence(confidence: float) -> None:
+    """A confidence level for an interval must lie strictly between 0 and 1."""
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must lie between 0 and 1, not {confidence!r}")
 
 
 def bootstrap_interval(

@@ -22,15 +22,13 @@ are read in both directions, which assumes a symmetric metric (all registered on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from facebench.errors import ConfigError, DataError
-from facebench.metrics import Metric
 from facebench.pairs import IMAGE_COLUMNS, binary_labels
 from facebench.task import BaseTask
 
@@ -84,11 +82,10 @@ class RetrievalTask(BaseTask):
     def __init__(
         self,
         name: str | None = None,
-        pairs_file_path: str | Path | None = None,
-        images_path: str | Path | None = None,
-        distance_metric: str | Callable[..., Any] | Metric = "cosine",
+        *,
         label_column: str | None = None,
         top_k: Sequence[int] = (1, 5),
+        **common: Any,
     ) -> None:
         self.label_column = label_column
         self.top_k = tuple(sorted({int(k) for k in top_k}))
@@ -96,7 +93,7 @@ class RetrievalTask(BaseTask):
             raise ConfigError(f"top_k must list positive integers, got {list(top_k)!r}")
         self.query_pairs = pd.DataFrame(columns=list(IMAGE_COLUMNS))
         self.candidates: dict[str, list[str]] = {}
-        super().__init__(name, pairs_file_path, images_path, distance_metric)
+        super().__init__(name, **common)
 
     def columns(self) -> tuple[str, ...]:
         return (*self.required_columns, self.label_column) if self.label_column else self.required_columns
