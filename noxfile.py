@@ -1,8 +1,11 @@
-"""Sessions: ``nox`` runs lint and tests; ``nox -s demo`` runs the embedded demo."""
+"""Sessions: ``nox`` runs lint and tests; ``nox -s demo`` runs the embedded demo, ``-s build``
+builds the wheelhouse, ``-s docs`` the documentation site, ``-s benchmarks`` prints the figures."""
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 
 import nox
 
@@ -13,11 +16,14 @@ PYTHON = "3.11"
 PACKAGES = ("./facebench-core", "./facebench-models", "./facebench-tasks", "./plugins-example")
 # torch and torchvision are installed first and explicitly; override for another build.
 TORCH = os.environ.get("FACEBENCH_TORCH", "torch==2.14.1 torchvision==0.29.1").split()
+DOCS = ("mkdocs-material", "mkdocstrings[python]")
+QUIET_MKDOCS = {"NO_MKDOCS_2_WARNING": "1"}
 
 
 def install_facebench(session: nox.Session) -> None:
     session.install(*TORCH)
     session.install(*PACKAGES)
+    session.install("./facebench-core[ray]")  # the ray executor: its tests and benchmark
     # facenet-pytorch pins an old torch; its MTCNN detector needs only what is installed already.
     session.install("--no-deps", "facenet-pytorch")
     session.install("requests")  # facenet_pytorch imports it at load time
@@ -27,8 +33,10 @@ def install_facebench(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Install the four packages (not editable) and run the whole test suite."""
     install_facebench(session)
-    session.install("pytest")
-    session.run("pytest", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
+    # setuptools builds the wheels of tests/release offline; mkdocs builds the docs site there;
+    # playwright drives Debian's chromium (installed by .ci/run) for tests/report
+    session.install("pytest", "setuptools>=77", "playwright", *DOCS)
+    session.run("pytest", *session.posargs, env={"HF_HUB_OFFLINE": "1", **QUIET_MKDOCS})
 
 
 @nox.session(python=PYTHON)
@@ -53,3 +61,20 @@ def benchmarks(session: nox.Session) -> None:
     for script in sorted(os.listdir("benchmarks")):
         if script.endswith(".py"):
             session.run("python", f"benchmarks/{script}")
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Wheels and sdists of the four packages in one wheelhouse, ``dist/``, checked by twine."""
+    session.install("build", "twine")
+    shutil.rmtree("dist", ignore_errors=True)
+    for package in PACKAGES:
+        session.run("python", "-m", "build", "--outdir", "dist", package)
+    session.run("twine", "check", "--strict", *sorted(glob.glob("dist/*")))
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site (MkDocs Material, API reference by mkdocstrings), built strictly."""
+    session.install(*DOCS)
+    session.run("mkdocs", "build", "--strict", *session.posargs, env=QUIET_MKDOCS)

@@ -5,14 +5,19 @@ side by side in one run):
 
 (a) bare forward throughput on pre-made tensors;
 (b) the pipeline's throughput from JPEG files to pair distances (``embed_images`` +
-    ``pair_distances`` on a fresh store), and (b)/(a) — goal >= 0.9;
+    ``pair_distances`` on a fresh store, ``--data-path``: auto is the device path on CUDA),
+    and (b)/(a) — goal >= 0.9; beside them, on an accelerator, the DataLoader alone for each
+    data path (cpu: workers decode and preprocess; device: workers read bytes) and the device
+    decode alone (``decode_jpeg`` in batches + ``apply_to_batch`` on the device, bytes in memory);
+    and the agreement of the two paths: the largest cosine distance between an image's
+    embeddings by the cpu and the device path (documented tolerance 1e-3);
 (c) images through the network and forward calls on LFW-shaped pairs (6,000 pairs over 7,701
     images) against the per-pair baseline, counted with a tiny counting model;
 (d) cold vs warm-cache wall time of a whole re-run (a new model object, as a new process would
     make) — goal >= 50x faster warm.
 
     python benchmarks/engine_throughput.py                  # 128 JPEGs, CPU: a few minutes on 2 cores
-    python benchmarks/engine_throughput.py --images 1024 --device cuda
+    python benchmarks/engine_throughput.py --images 8000 --batch-size 128 --device cuda  # the issue's figures
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument("--workers", type=int, default=None, help="decoding workers (default: the engine's)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--data-path", default="auto", choices=["auto", "cpu", "device"], help="for (b)")
+    parser.add_argument("--agreement-images", type=int, default=256, help="images for the paths' agreement")
     parser.add_argument("--bare-batches", type=int, default=2, help="timed batches for (a)")
     parser.add_argument("--lfw-scale", type=float, default=1.0, help="fraction of LFW's size for (c)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -84,12 +91,31 @@ def benchmark_model(
 
     bare = bare_forward_rate(model, args.batch_size, args.bare_batches)
     print(f"(a) bare forward:            {bare:8.1f} images/s")
+    device_path = model.batch_preprocessing is not None
     if model.device.type != "cpu":  # on a CPU the workers share the cores with the forward pass
         workers = (
             args.workers if args.workers is not None else default_num_workers(len(paths), args.batch_size)
         )
-        decode = decoding_rate(model, paths, args.batch_size, workers)
-        print(f"    decoding alone:          {decode:8.1f} images/s (DataLoader, {workers} workers)")
+        decode = decoding_rate(model, paths, args.batch_size, workers, "cpu")
+        print(
+            f"    DataLoader alone, cpu path:    {decode:8.1f} images/s "
+            f"({workers} workers decode + preprocess)"
+        )
+        if device_path:
+            read = decoding_rate(model, paths, args.batch_size, workers, "device")
+            on_device = device_decode_rate(model, paths, args.batch_size)
+            print(f"    DataLoader alone, device path: {read:8.1f} images/s ({workers} workers read bytes)")
+            print(
+                f"    device decode alone:           {on_device:8.1f} images/s (decode_jpeg + apply_to_batch)"
+            )
+    if device_path:
+        worst = paths_agreement(name, args, paths[: args.agreement_images], model.output_layers[0])
+        print(
+            f"    cpu vs device path: max cosine distance {worst:.2e} over "
+            f"{min(len(paths), args.agreement_images)} images (tolerance 1e-3)"
+        )
+    else:
+        print("    device path: not available (the model's preprocessing needs PIL)")
 
     metric = resolve_metric("cosine")
     layer = model.output_layers[0]
@@ -103,6 +129,7 @@ def benchmark_model(
                 batch_size=args.batch_size,
                 num_workers=args.workers,
                 progress=False,
+                data_path=args.data_path,
             )
             return embeddings, pair_distances(embeddings, layer, img1, img2, metric)
 
@@ -110,7 +137,7 @@ def benchmark_model(
     pipeline = len(paths) / pipeline_s
     print(
         f"(b) JPEG -> pair distances:  {pipeline:8.1f} images/s ({cold.computed} images embedded, "
-        f"{len(img1)} distances at {layer!r}, {pipeline_s:.1f} s)"
+        f"{cold.data_path} data path, {len(img1)} distances at {layer!r}, {pipeline_s:.1f} s)"
     )
     print(f"    (b)/(a) = {pipeline / bare:.2f}  (goal >= 0.9)")
 
@@ -149,22 +176,68 @@ def bare_forward_rate(model: BaseModel, batch_size: int, batches: int) -> float:
     return batch_size * batches / (time.perf_counter() - started)
 
 
-def decoding_rate(model: BaseModel, paths: list[Path], batch_size: int, workers: int) -> float:
-    """Images/s of the engine's DataLoader alone (decode, preprocess, pin): the pipeline's ceiling."""
+def decoding_rate(
+    model: BaseModel, paths: list[Path], batch_size: int, workers: int, data_path: str
+) -> float:
+    """Images/s of the engine's DataLoader alone for ``data_path`` (cpu: decode, preprocess, pin;
+    device: read bytes, pin): the pipeline's ceiling on that path."""
     from torch.utils.data import DataLoader
 
-    from facebench.images import ImageDataset
+    from facebench.datapath import DataPath
 
+    data = DataPath(data_path, model)
+    dataset = data.dataset(paths)
     loader = DataLoader(
-        ImageDataset(paths, model.get_preprocess_function()),
+        dataset,
         batch_size=batch_size,
         num_workers=workers,
         pin_memory=model.device.type == "cuda",
+        collate_fn=data.collate_fn(dataset),
     )
     started = time.perf_counter()
     for _ in loader:
         pass
     return len(paths) / (time.perf_counter() - started)
+
+
+def device_decode_rate(model: BaseModel, paths: list[Path], batch_size: int) -> float:
+    """Images/s of ``decode_jpeg`` on the model's device plus ``apply_to_batch``, from bytes in memory."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    preprocessing = model.batch_preprocessing
+    assert preprocessing is not None
+    data = [torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8) for path in paths]
+
+    def run(chunk: list[torch.Tensor]) -> None:
+        preprocessing.apply_to_batch(decode_jpeg(chunk, mode=ImageReadMode.RGB, device=model.device))
+
+    run(data[:batch_size])  # warm-up (nvJPEG handles, kernels)
+    synchronize(model.device)
+    started = time.perf_counter()
+    for start in range(0, len(data), batch_size):
+        run(data[start : start + batch_size])
+    synchronize(model.device)
+    return len(data) / (time.perf_counter() - started)
+
+
+def paths_agreement(name: str, args: argparse.Namespace, paths: list[Path], layer: str) -> float:
+    """The largest cosine distance between an image's embeddings by the cpu and the device path."""
+    with EmbeddingStore(cache_dir=None) as store:
+        runs = [
+            embed_images(
+                built(name, args.device),
+                paths,
+                store=store,
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                progress=False,
+                data_path=data_path,
+            ).vectors(layer, paths)
+            for data_path in ("cpu", "device")
+        ]
+    a, b = (vectors.astype(np.float64) for vectors in runs)
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float((1 - cosine).max())
 
 
 def count_forward_passes(folder: Path, scale: float, batch_size: int, workers: int | None) -> None:

@@ -1,4 +1,4 @@
-"""Aligning photos to dlib-style chips with MTCNN landmarks and a similarity transform."""
+"""dlib-resnet with align=true: the core's MTCNN alignment to dlib-style chips (facebench.alignment)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from facebench.alignment import FaceAligner, similarity_transform
+from facebench.alignment import dlib_template as chip_template
 from facebench.errors import ConfigError, DataError
-from facebench_example.alignment import FaceAligner, chip_template, similarity_transform
 from facebench_example.model import DlibResNet
 
 
@@ -62,11 +63,14 @@ def test_no_face_is_a_data_error_naming_the_file(tmp_path: Path) -> None:
 
 
 def test_alignment_without_facenet_pytorch_says_how_to_install_it(
-    monkeypatch: pytest.MonkeyPatch, fixtures: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # not installed
+    monkeypatch.delenv("FACEBENCH_MTCNN_WEIGHTS", raising=False)
+    photo = tmp_path / "not_aligned_before.png"  # not in the crop cache, so the detector is needed
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(photo)
     with pytest.raises(ConfigError, match="pip install --no-deps facenet-pytorch"):
-        DlibResNet(device="cpu", align=True).preprocess_image(fixtures / "grace_hopper.jpg")
+        DlibResNet(device="cpu", align=True).preprocess_image(photo)
 
 
 def test_unaligned_model_needs_no_detector(monkeypatch: pytest.MonkeyPatch, fixtures: Path) -> None:

@@ -36,8 +36,12 @@ def test_list_json_shape() -> None:
     result = CliRunner().invoke(main, ["list", "--json"])
     assert result.exit_code == 0, result.output
     listing = json.loads(result.output)
-    assert set(listing) == {"models", "tasks", "metrics", "plugins"}
-    for kind in ("models", "tasks", "metrics"):
+    assert set(listing) == {"models", "tasks", "metrics", "executors", "analyses", "plugins"}
+    assert {(e["name"], e["plugin"]) for e in listing["executors"]} >= {
+        ("local", "facebench-core"),
+        ("ray", "facebench-core"),
+    }
+    for kind in ("models", "tasks", "metrics", "executors"):
         for entry in listing[kind]:
             assert {"name", "plugin", "description"} <= set(entry)
     core = next(p for p in listing["plugins"] if p["name"] == "facebench-core")

@@ -36,6 +36,22 @@ def test_metrics_are_row_wise_not_all_pairs() -> None:
     np.testing.assert_allclose(resolve_metric("cosine")(a, b).numpy(), [0.0, 1.0], atol=1e-7)
 
 
+@pytest.mark.parametrize("name", ["cosine", "correlation"])
+def test_undefined_similarity_has_a_documented_distance(name: str) -> None:
+    """Two black images (all-zero, or constant, embeddings) are identical; one against a
+    varying embedding is as far as orthogonal ones. scipy gives NaN for all of these."""
+    zero, constant, varying = torch.zeros(1, 6), torch.full((1, 6), 0.1), torch.arange(6.0).reshape(1, 6)
+    metric = resolve_metric(name)
+    assert metric(zero, zero).item() == 0.0
+    assert metric(zero, varying).item() == pytest.approx(1.0)
+    assert metric(varying, zero).item() == pytest.approx(1.0)
+    if name == "correlation":
+        assert metric(constant, torch.full((1, 6), 0.7)).item() == 0.0
+        assert metric(constant, varying).item() == pytest.approx(1.0)
+    rows = torch.cat([zero, varying]), torch.cat([zero, varying + 1])  # mixed rows in one batch
+    assert torch.isfinite(metric(*rows)).all()
+
+
 def test_bounded_flags() -> None:
     assert resolve_metric("cosine").bounded and resolve_metric("correlation").bounded
     assert not resolve_metric("euclidean").bounded

@@ -193,6 +193,7 @@ def test_options_forwarded_with_kwargs_are_checked_against_the_base_class() -> N
     registry = registry_from(("lab-net", make_module("lab_net", register_models=register_models)))
     assert registry.create("model", "child", seed=4, depth=5).seed == 4
     with pytest.raises(
-        ConfigError, match=r"does not take the option 'sede'\. Accepted options: name, depth, seed\."
+        ConfigError,
+        match=r"does not take the option 'sede'; did you mean 'seed'\? Accepted options: name, depth, seed ",
     ):
         registry.create("model", "child", sede=4)

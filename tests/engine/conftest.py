@@ -20,6 +20,7 @@ class TinyNet(BaseModel):
 
     default_layers = ("conv",)
     image_size = 32
+    non_output_options = frozenset({"fail_on_call"})  # a test switch: not part of the identity
 
     def __init__(self, *args, fail_on_call: int | None = None, **kwargs) -> None:
         kwargs.setdefault("device", "cpu")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections import OrderedDict
 
@@ -159,7 +160,7 @@ def test_describe_has_what_results_json_needs(tiny):
     assert info["reductions"] == {"conv": "mean", "fc": "flatten"}
     assert info["weights_fingerprint"] == "random:seed=0"
     assert info["precision"] == "fp32" and info["device"] == "cpu"
-    assert "ToTensor" in info["preprocessing"]
+    assert json.loads(info["preprocessing"])["resize"] == 32
 
 
 def test_preprocess_image_gives_a_chw_tensor(tiny, images):
@@ -192,6 +193,36 @@ def test_untrusted_checkpoint_is_refused(tmp_path):
         WeightsError, match=r"evil\.pth.*Payload.*refuses to unpickle.*torch\.save\(model\.state_dict"
     ):
         load_state_dict_file(path)
+
+
+class CallsAFunction:
+    """Unpickling it calls os.getcwd: torch 2.14 words this refusal "unsupported GLOBAL ... whose
+    module posix is blocked", not "Unsupported global: GLOBAL ..."."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_checkpoint_calling_a_blocked_function_is_refused_as_such(tmp_path):
+    path = tmp_path / "reduce.pth"
+    torch.save({"w": torch.zeros(1), "x": CallsAFunction()}, path)
+    refused = r"reduce\.pth.*holds a Python object \(\S*getcwd\).*refuses to unpickle"
+    with pytest.raises(WeightsError, match=refused):
+        load_state_dict_file(path)
+
+
+def test_shape_mismatch_names_every_key_and_both_shapes(tiny, tmp_path):
+    path = tmp_path / "wide.pth"
+    net = tiny()
+    state = {k: v.clone() for k, v in net.model.state_dict().items()}
+    state["fc.weight"] = torch.zeros(7, 16)
+    state["fc.bias"] = torch.zeros(7)
+    torch.save(state, path)
+    with pytest.raises(WeightsError) as error:
+        tiny(weights_path=path).check_layers()
+    message = str(error.value)
+    assert "size mismatch for fc.weight" in message and "[7, 16]" in message and "[5, 16]" in message
+    assert "size mismatch for fc.bias" in message and "[7]" in message and "[5]" in message
 
 
 def test_missing_or_mismatched_weights_are_clear_errors(tiny, tmp_path):

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import torch
 from torch import nn
-from torchvision import transforms
 
 from facebench.demo import DemoStimuli, demo_experiment_toml, write_stimuli
 from facebench.model import BaseModel
+from facebench.preprocessing import Preprocessing
 from facebench.registry import Entry, ModelSpec, Registry, TaskSpec, get_registry
 from facebench.task import BaseTask
 
@@ -34,6 +34,7 @@ class TinyFaceNet(BaseModel):
         reduction: str | None = None,
         device: str = "cpu",
         seed: int = 0,
+        **options: Any,
     ) -> None:
         super().__init__(
             name=name,
@@ -43,6 +44,7 @@ class TinyFaceNet(BaseModel):
             reduction=reduction,
             device=device,
             seed=seed,
+            **options,
         )
         type(self).constructed += 1
         self.images_seen = 0
@@ -59,8 +61,8 @@ class TinyFaceNet(BaseModel):
             )
         )
 
-    def _default_preprocess(self):
-        return transforms.Compose([transforms.Resize(32), transforms.ToTensor()])
+    def default_preprocessing(self) -> Preprocessing:
+        return Preprocessing(resize=32, crop=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
     def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
         self.images_seen += tensor.shape[0]
@@ -114,7 +116,7 @@ def registry() -> Registry:
     """The installed tasks and metrics, plus the models ``tiny`` and the task ``exploding``."""
     base = get_registry()
     fresh = Registry(plugins=base.plugins)
-    for kind in ("task", "metric"):
+    for kind in ("task", "metric", "executor"):
         for entry in base.entries(kind):
             fresh.add(entry)
     fresh.add(Entry("model", ModelSpec("tiny", TinyFaceNet, "tiny test network"), "facebench-tests", "0"))

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
+from PIL import Image
+from torchvision import transforms
 
 from facebench.cli import main
 from facebench.errors import ConfigError, DataError, UnknownNameError
-from facebench.experiment import Experiment, ResizedInput, run_experiment
+from facebench.experiment import Experiment, run_experiment
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -62,11 +65,12 @@ def test_relative_paths_resolve_against_the_file(use_registry, stimuli, tmp_path
     ("model_table", "task_table", "error", "message"),
     [
         ('plugin = "tinny"', "", UnknownNameError, "did you mean 'tiny'"),
-        ('plugin = "tiny"\nwidth = 3', "", ConfigError, "Accepted options"),
-        ('plugin = "tiny"\ninput_size = "big"', "", ConfigError, "input_size"),
+        ('plugin = "tiny"\nwidth = 3', "", ConfigError, "does not take the option 'width'"),
+        ('plugin = "tiny"\nresize = "big"', "", ConfigError, "option 'resize' must be int"),
+        ('plugin = "tiny"\ngrayscale = "maybe"', "", ConfigError, "option 'grayscale' must be true or false"),
         ('plugin = "tiny"', 'metric = "cosin"', UnknownNameError, "unknown metric 'cosin'"),
         ('plugin = "tiny"', 'options = { label_column = "same" }', DataError, "same"),
-        ('plugin = "tiny"', "options = { folds = 3 }", ConfigError, "Accepted options"),
+        ('plugin = "tiny"', "options = { folds = 3 }", ConfigError, "did you mean 'n_folds'"),
     ],
 )
 def test_bad_names_options_and_columns_fail_before_any_model_is_built(
@@ -108,14 +112,46 @@ def test_duplicate_names_in_a_file_are_an_error(use_registry, stimuli, tmp_path)
         Experiment.from_toml(tmp_path / "dup.toml").check(use_registry)
 
 
-def test_input_size_resizes_the_models_own_preprocessing(use_registry, stimuli, tmp_path, demo_toml):
-    experiment = Experiment.from_toml(demo_toml(tmp_path, stimuli, model_spec="tiny:input_size=20"))
+def test_preprocessing_flags_override_the_models_own(use_registry, stimuli, tmp_path, demo_toml):
+    experiment = Experiment.from_toml(
+        demo_toml(tmp_path, stimuli, model_spec="tiny:resize=[20,24],grayscale=yes")
+    )
     _, models = experiment.prepare(use_registry)
-    preprocess = models[0].get_preprocess_function()
-    assert isinstance(preprocess, ResizedInput)
-    tensor = models[0].preprocess_image(stimuli.images / "upright" / "person01_v0.png")
-    assert tuple(tensor.shape) == (3, 20, 20)
-    assert "resize to 20x20" in models[0].describe()["preprocessing"]
+    model = models[0]
+    assert model.preprocessing.resize == (20, 24) and model.preprocessing.grayscale is True
+    assert model.preprocessing.std == (1.0, 1.0, 1.0)  # the model's own default, kept
+    tensor = model.preprocess_image(stimuli.images / "upright" / "person01_v0.png")
+    assert tuple(tensor.shape) == (3, 20, 24)
+    torch.testing.assert_close(tensor[0], tensor[1])  # grey: three equal channels
+    assert '"resize": [20, 24]' in model.describe()["preprocessing"]
+    assert model.identity != experiment_models(use_registry, tmp_path, stimuli, demo_toml)[0].identity
+
+
+def test_the_original_tools_preprocessing_is_one_toml_table(use_registry, stimuli, tmp_path):
+    path = tmp_path / "original.toml"
+    path.write_text(
+        '[[models]]\nplugin = "tiny"\nresize = [224, 224]\ncrop = "none"\n'
+        "mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]\n"
+        f'[[tasks]]\nplugin = "accuracy"\npairs = "{stimuli.pairs["verification"]}"\n'
+        f'images = "{stimuli.images}"\n'
+    )
+    _, models = Experiment.from_toml(path).prepare(use_registry)
+    image = Image.open(stimuli.images / "upright" / "person01_v0.png").convert("RGB")
+    reference = transforms.Compose(
+        [
+            transforms.Resize((224, 224)),
+            transforms.ToTensor(),
+            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )(image)
+    torch.testing.assert_close(models[0].get_preprocess_function()(image), reference, rtol=0, atol=1e-6)
+
+
+def experiment_models(registry, tmp_path, stimuli, demo_toml):
+    """The models of the demo experiment with the plain ``tiny`` model."""
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    return Experiment.from_toml(demo_toml(folder, stimuli, model_spec="tiny")).prepare(registry)[1]
 
 
 def test_cli_run_with_a_toml(use_registry, stimuli, tmp_path, demo_toml):

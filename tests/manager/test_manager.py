@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +15,9 @@ from scipy.spatial.distance import cosine
 from sklearn.metrics import roc_auc_score
 
 import facebench
+from facebench.analysis import BaseAnalysis
 from facebench.errors import ConfigError, UnknownNameError
-from facebench.manager import MultiModelTaskManager
+from facebench.manager import Failure, MultiModelTaskManager
 from facebench.results import RESULTS_JSON_FILE, UNIFIED_SUMMARY_FILE
 from facebench_tasks.accuracy import AccuracyTask
 from facebench_tasks.conditioned_average import ConditionedAverageDistances
@@ -188,13 +191,18 @@ def test_a_failing_task_keeps_the_other_results(stimuli, tmp_path, tiny_net, exp
     assert "Exploding" in manager.failure_report()
 
 
-def test_a_failing_model_keeps_the_other_models(stimuli, tmp_path, tiny_net):
+def test_a_failing_model_keeps_the_other_models(stimuli, tmp_path, tiny_net, monkeypatch):
     good = tiny_net(name="good")
-    bad = tiny_net(name="bad", extract_layers=["no.such.layer"])
+    bad = tiny_net(name="bad")
+
+    def out_of_memory(tensor):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(bad, "_forward", out_of_memory)  # an unknown layer stops the run up front now
     with new_manager([bad, good], demo_tasks(stimuli)[:1]) as manager:
         failures = manager.run_all_tasks_all_models(export_path=tmp_path)
     assert [(f.model, f.stage) for f in failures] == [("bad", "embed")]
-    assert "no.such.layer" in failures[0].error
+    assert "out of memory" in failures[0].error
     assert set(manager.tasks_performance_dfs["Verification"]["Model Name"]) == {"good"}
 
 
@@ -238,3 +246,30 @@ def test_distances_for_task_stacks_models(finished_run):
     frame = manager.distances_for_task("Similarity")
     assert set(frame["Model Name"]) == {"tiny-a", "tiny-b"}
     assert len(frame) == 2 * 2 * len(manager.tasks["Similarity"].pairs_df)
+
+
+def documented_keys(section: str) -> set[str]:
+    """The keys listed in the table under ``### <section>`` of docs/results.md."""
+    text = (Path(__file__).parents[2] / "docs" / "results.md").read_text()
+    table = text.split(f"### {section}\n", 1)[1].split("\n### ", 1)[0]
+    return set(re.findall(r"^\| `([^`]+)` \|", table, flags=re.MULTILINE))
+
+
+def test_the_results_json_reference_lists_every_key(finished_run):
+    _, _, out = finished_run
+    document = json.loads((out / RESULTS_JSON_FILE).read_text())
+    assert documented_keys("Top-level keys") == set(document)
+    assert documented_keys("`settings`") == set(document["settings"])
+    assert documented_keys("`models[]`") == set().union(*document["models"])
+    assert documented_keys("`tasks[]`") == set().union(*document["tasks"])
+    assert documented_keys("`metrics[]`") == set().union(*document["metrics"])
+    assert documented_keys("`failures[]`") == set(Failure.__dataclass_fields__)
+    # results.json adds the providing plugin to what an analysis describes
+    assert documented_keys("`analyses[]`") == {*NoAnalysis().describe(), "plugin"}
+
+
+class NoAnalysis(BaseAnalysis):
+    """The smallest analysis: what any analysis records in results.json."""
+
+    def run(self, views):  # pragma: no cover - never run
+        raise NotImplementedError

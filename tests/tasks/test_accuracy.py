@@ -106,8 +106,9 @@ def test_auc_matches_mann_whitney_and_youden_matches_sklearn_roc(write_pairs, se
     best = int(np.argmax(tpr - fpr))
     assert row["Optimal Threshold"] == pytest.approx(thresholds[best])
     at_roc_point = (tpr[best] * labels.sum() + (1 - fpr[best]) * (~labels).sum()) / labels.size
-    assert row["Accuracy"] == pytest.approx(at_roc_point, abs=1e-12)
-    assert row["Accuracy"] == pytest.approx(loop_accuracy(labels, scores, thresholds[best]), abs=1e-12)
+    assert row["In-Sample Accuracy"] == pytest.approx(at_roc_point, abs=1e-12)
+    in_sample = loop_accuracy(labels, scores, thresholds[best])
+    assert row["In-Sample Accuracy"] == pytest.approx(in_sample, abs=1e-12)
     assert row["Distance Metric"] == "cosine"
 
 
@@ -116,10 +117,10 @@ def test_sample_exactly_at_the_threshold_is_scored_as_the_roc_scores_it(write_pa
     # different, reporting 5/6 while the ROC point it came from has 6/6 correct.
     labels = np.array([True, True, True, False, False, False])
     scores = np.array([0.9, 0.8, 0.7, 0.4, 0.3, 0.2])
-    task = make_task(write_pairs, labels)
+    task = make_task(write_pairs, labels, n_folds=3)
     row = task.compute_task_performance(task.pairs_df.assign(model_computed_distance=1.0 - scores)).iloc[0]
     assert row["Optimal Threshold"] == pytest.approx(0.7)
-    assert row["Accuracy"] == 1.0
+    assert row["In-Sample Accuracy"] == 1.0
     assert np.mean((scores > 0.7) == labels) == pytest.approx(5 / 6)  # the bug this guards against
 
 
@@ -133,7 +134,7 @@ def test_unbounded_metric_scores_negative_distance(write_pairs) -> None:
         euclidean.pairs_df.assign(model_computed_distance=distances)
     ).iloc[0]
     assert bounded["AUC"] == pytest.approx(unbounded["AUC"])
-    assert bounded["Accuracy"] == pytest.approx(unbounded["Accuracy"])
+    assert bounded["In-Sample Accuracy"] == pytest.approx(unbounded["In-Sample Accuracy"])
     assert bounded["Optimal Threshold"] == pytest.approx(1.0 - (3.0 - thresholds_of(labels, scores)))
     assert unbounded["Optimal Threshold"] == pytest.approx(-(3.0 - thresholds_of(labels, scores)))
     assert unbounded["Distance Metric"] == "euclidean"
@@ -216,7 +217,8 @@ def test_tar_at_far_is_left_empty_without_enough_negative_pairs(write_pairs) -> 
 
 def test_reads_the_lab_files_label_column(fixtures: Path, images_for) -> None:
     pairs_file = fixtures / "other_race_same_asian.csv"
-    task = AccuracyTask(pairs_file_path=pairs_file, images_path=images_for(pairs_file), label_column="same")
+    images = images_for(pairs_file)
+    task = AccuracyTask(pairs_file_path=pairs_file, images_path=images, label_column="same", n_folds=4)
     assert task.pairs_df["same"].tolist() == [1, 1, 0, 0, 1, 1, 0, 1, 1, 0]
     assert task.pairs_df["img1"].iloc[2] == "F_A_n006777_0046_01.jpg"
 
@@ -238,18 +240,41 @@ def test_labels_must_be_same_or_different_and_both_present(write_pairs) -> None:
         AccuracyTask(pairs_file_path=pairs_file, images_path=images)
 
 
-def test_plot_draws_accuracy_auc_and_cross_validated_bars(write_pairs, tmp_path: Path) -> None:
+def test_plot_draws_cross_validated_and_auc_bars(write_pairs, tmp_path: Path) -> None:
     labels, _ = synthetic(40, 0)
     task = make_task(write_pairs, labels)
     performances = pd.DataFrame(
         {
             "Model Name": ["m", "m"],
             "Layer Name": ["l1", "l2"],
-            "Accuracy": [0.7, 0.8],
+            "In-Sample Accuracy": [0.7, 0.8],
             "AUC": [0.75, 0.85],
             "Cross-Validated Accuracy": [0.65, 0.78],
             "Cross-Validated Accuracy Std": [0.05, 0.04],
         }
     )
     written = task.plot(tmp_path / "plots", performances)
-    assert len(written) == 6 and all(p.is_file() for p in written)
+    assert len(written) == 4 and all(p.is_file() for p in written)  # PNG + SVG each
+    assert not any("In-Sample" in p.name for p in written)
+
+
+def test_headline_is_held_out_and_in_sample_accuracy_is_labelled(write_pairs) -> None:
+    labels, scores = synthetic(120, 7)
+    task = make_task(write_pairs, labels)
+    row = task.compute_task_performance(task.pairs_df.assign(model_computed_distance=1.0 - scores))
+    columns = list(row.columns)
+    assert columns[:3] == ["Cross-Validated Accuracy", "Cross-Validated Accuracy Std", "AUC"]
+    assert "Accuracy" not in columns and "In-Sample Accuracy" in columns
+    assert task.plot_columns == ("Cross-Validated Accuracy", "AUC")
+    # the lab's human "Accuracy" percentiles are compared with the held-out accuracy
+    assert task.human_columns == {"Cross-Validated Accuracy": "Accuracy"}
+
+
+def test_more_folds_than_pairs_of_a_label_is_refused_up_front(write_pairs) -> None:
+    labels = np.array([True] * 4 + [False] * 12)
+    with pytest.raises(DataError, match=r"n_folds=10 .* only 4 same pairs; set n_folds to at most 4"):
+        make_task(write_pairs, labels)
+    task = make_task(write_pairs, labels, n_folds=4)
+    scores = np.linspace(0, 1, labels.size)
+    row = task.compute_task_performance(task.pairs_df.assign(model_computed_distance=1.0 - scores)).iloc[0]
+    assert np.isfinite(row["Cross-Validated Accuracy"])

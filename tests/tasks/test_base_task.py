@@ -118,7 +118,13 @@ def test_describe_is_json_ready(write_pairs) -> None:
     assert described["name"] == "views"
     assert described["class"] == "facebench_tasks.conditioned_average.ConditionedAverageDistances"
     assert described["metric"] == "cosine" and described["pairs"] == 4
-    assert described["options"] == {"condition_column": "condition", "normalize": False}
+    assert described["options"] == {
+        "condition_column": "condition",
+        "normalize": "none",
+        "n_bootstrap": 1000,
+        "confidence": 0.95,
+        "seed": 0,
+    }
 
 
 def test_unknown_task_option_lists_accepted_ones(write_pairs) -> None:

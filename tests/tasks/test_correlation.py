@@ -195,6 +195,19 @@ def test_human_distances_must_be_numbers(write_pairs) -> None:
         make_task(write_pairs, frame)
 
 
+def test_constant_human_distances_are_refused_up_front(write_pairs) -> None:
+    frame = all_pairs(5, 0).assign(distance=3.0)
+    with pytest.raises(DataError, match=r"every value of column 'distance' is 3.*undefined"):
+        make_task(write_pairs, frame)
+
+
+def test_constant_model_distances_fail_instead_of_a_nan_score(write_pairs) -> None:
+    frame = all_pairs(5, 0)
+    task = make_task(write_pairs, frame, n_bootstrap=10)
+    with pytest.raises(DataError, match=r"undefined \(NaN\) \(the model's distances are all equal"):
+        task.compute_task_performance(frame.assign(model_computed_distance=0.25))
+
+
 def test_plot_bars_and_model_vs_human_scatter(write_pairs, tmp_path: Path) -> None:
     frame = all_pairs(6, 0)
     task = make_task(write_pairs, frame, n_bootstrap=10)

@@ -106,23 +106,53 @@ def test_per_identity_averaging_first(write_pairs) -> None:
     assert plain["Relative Difference"] != pytest.approx(row["Relative Difference"])
 
 
-def test_bootstrap_matches_a_plain_loop_over_identities(write_pairs) -> None:
+def test_bootstrap_resamples_identities_jointly_across_groups(write_pairs) -> None:
     frame = thatcher_pairs(n_identities=6)
     row = run(make_task(write_pairs, frame, identity_column="identity", n_bootstrap=200, seed=4), frame)
-    units = [
-        frame[frame["condition"] == g].groupby("identity")["model_computed_distance"].mean().to_numpy()
+    per_identity = {
+        g: frame[frame["condition"] == g].groupby("identity")["model_computed_distance"].mean()
         for g in ("upright", "inverted")
-    ]
+    }
+    identities = list(pd.unique(frame["identity"]))  # codes in order of first appearance
     rng = np.random.default_rng(4)
     values = []
     for _ in range(200):
-        first = units[0][rng.integers(0, units[0].size, units[0].size)].mean()
-        second = units[1][rng.integers(0, units[1].size, units[1].size)].mean()
+        drawn = [identities[i] for i in rng.integers(0, len(identities), len(identities))]
+        first = per_identity["upright"][drawn].mean()  # the SAME identities in both groups
+        second = per_identity["inverted"][drawn].mean()
         values.append((first - second) / (first + second))
     low, high = np.percentile(values, [2.5, 97.5])
-    assert row["Relative Difference CI Low"] == pytest.approx(low)
-    assert row["Relative Difference CI High"] == pytest.approx(high)
+    assert row["Relative Difference CI Low"] == pytest.approx(low, abs=1e-12)
+    assert row["Relative Difference CI High"] == pytest.approx(high, abs=1e-12)
     assert low < row["Relative Difference"] < high
+
+
+def test_bootstrap_without_identities_resamples_images(write_pairs) -> None:
+    frame = thatcher_pairs(n_identities=4, per_identity=2)
+    # pairs share images: every upright original is also paired with the next identity's copy
+    extra = frame.copy()
+    extra["img2"] = np.roll(frame["img2"].to_numpy(), 2)
+    extra["model_computed_distance"] = frame["model_computed_distance"] + 0.05
+    frame = pd.concat([frame, extra], ignore_index=True)
+    row = run(make_task(write_pairs, frame, n_bootstrap=150, seed=2), frame)
+    images = list(pd.unique(pd.concat([frame["img1"], frame["img2"]])))
+    rng = np.random.default_rng(2)
+    values = []
+    for _ in range(150):
+        drawn = pd.Series(rng.integers(0, len(images), len(images))).value_counts()
+        counts = {images[i]: n for i, n in drawn.items()}
+        pairs = zip(frame["img1"], frame["img2"], strict=True)
+        weight = np.array([counts.get(a, 0) * counts.get(b, 0) for a, b in pairs])
+        means = []
+        for g in ("upright", "inverted"):
+            in_group = (frame["condition"] == g).to_numpy()
+            w, d = weight[in_group], frame["model_computed_distance"].to_numpy()[in_group]
+            means.append((w * d).sum() / w.sum() if w.sum() else np.nan)
+        values.append((means[0] - means[1]) / (means[0] + means[1]))
+    values = np.asarray(values)
+    low, high = np.percentile(values[np.isfinite(values)], [2.5, 97.5])
+    assert row["Relative Difference CI Low"] == pytest.approx(low, abs=1e-12)
+    assert row["Relative Difference CI High"] == pytest.approx(high, abs=1e-12)
 
 
 def test_bootstrap_reproducible_with_a_seed_and_different_with_another(write_pairs) -> None:

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from facebench.hookspecs import hookimpl
 from facebench.plugins import core_version
-from facebench.registry import MetricSpec, ModelSpec, TaskSpec
+from facebench.registry import AnalysisSpec, ExecutorSpec, MetricSpec, ModelSpec, TaskSpec
 
 if TYPE_CHECKING:
+    from facebench.analysis import BaseAnalysis
     from facebench.manager import MultiModelTaskManager
     from facebench.model import BaseModel
     from facebench.task import BaseTask
@@ -20,14 +21,18 @@ if TYPE_CHECKING:
 __version__ = core_version()
 
 _LAZY = {
+    "BaseAnalysis": "facebench.analysis",
     "BaseModel": "facebench.model",
     "BaseTask": "facebench.task",
     "MultiModelTaskManager": "facebench.manager",
 }
 
 __all__ = [
+    "AnalysisSpec",
+    "BaseAnalysis",
     "BaseModel",
     "BaseTask",
+    "ExecutorSpec",
     "MetricSpec",
     "ModelSpec",
     "MultiModelTaskManager",

@@ -1,11 +1,12 @@
-"""The core's built-in plugin: the distance metrics of :mod:`facebench.metrics`."""
+"""The core's built-in plugin: the distance metrics of :mod:`facebench.metrics` and the executors
+of :mod:`facebench.executors`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from facebench.hookspecs import hookimpl
-from facebench.registry import MetricSpec
+from facebench.registry import ExecutorSpec, MetricSpec
 
 BUILTIN_METRICS = (
     MetricSpec(
@@ -33,4 +34,24 @@ BUILTIN_METRICS = (
 @hookimpl
 def register_metrics(register: Callable[[MetricSpec], None]) -> None:
     for spec in BUILTIN_METRICS:
+        register(spec)
+
+
+BUILTIN_EXECUTORS = (
+    ExecutorSpec(
+        "local",
+        "facebench.executors.local:LocalExecutor",
+        "this process embeds; DataLoader workers decode (the default)",
+    ),
+    ExecutorSpec(
+        "ray",
+        "facebench.executors.ray:RayExecutor",
+        'Ray Data actors embed, one model each, on one or many machines (pip install "facebench-core[ray]")',
+    ),
+)
+
+
+@hookimpl
+def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
+    for spec in BUILTIN_EXECUTORS:
         register(spec)

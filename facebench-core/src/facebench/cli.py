@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
 from facebench.errors import FacebenchError
 from facebench.plugins import core_version
-from facebench.registry import KINDS, Registry, get_registry
+from facebench.registry import KINDS, PLURAL, Registry, get_registry
 
-LIST_SECTIONS = ("models", "tasks", "metrics", "plugins")
+LIST_SECTIONS = ("models", "tasks", "metrics", "executors", "analyses", "plugins")
 
 
 class FacebenchGroup(click.Group):
@@ -37,10 +38,10 @@ def main() -> None:
 def registry_listing(registry: Registry) -> dict[str, list[dict[str, Any]]]:
     """The JSON shape of ``facebench list --json``."""
     listing: dict[str, list[dict[str, Any]]] = {
-        f"{kind}s": [entry.to_dict() for entry in registry.entries(kind)] for kind in KINDS
+        PLURAL[kind]: [entry.to_dict() for entry in registry.entries(kind)] for kind in KINDS
     }
     for (kind, name), plugins in registry.conflicts.items():
-        for item in listing[f"{kind}s"]:
+        for item in listing[PLURAL[kind]]:
             if item["name"] == name:
                 item["conflict"] = plugins
     listing["plugins"] = [info.to_dict() for info in registry.plugins]
@@ -59,12 +60,19 @@ def format_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 @main.command("list")
 @click.argument("section", required=False, type=click.Choice(LIST_SECTIONS))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (with every entry's options) instead."
+)
 def list_command(section: str | None, as_json: bool) -> None:
-    """List registered models, tasks, metrics and plugins (or one SECTION)."""
-    listing = registry_listing(get_registry())
+    """List registered models, tasks, metrics and plugins (or one SECTION).
+
+    The tables import no plugin code; --json imports each entry's target to read its options.
+    """
+    registry = get_registry()
+    listing = registry_listing(registry)
     sections = [section] if section else list(LIST_SECTIONS)
     if as_json:
+        add_options(registry, listing, sections)
         click.echo(json.dumps({name: listing[name] for name in sections}, indent=2))
         return
     for name in sections:
@@ -86,32 +94,181 @@ def list_command(section: str | None, as_json: bool) -> None:
         click.echo()
 
 
+def add_options(registry: Registry, listing: dict[str, list[dict[str, Any]]], sections: list[str]) -> None:
+    """Add each entry's ``options`` (or ``options_error`` when its target cannot be imported)."""
+    from facebench.describe import entry_options
+
+    for kind in KINDS:
+        if PLURAL[kind] not in sections:
+            continue
+        for item, entry in zip(listing[PLURAL[kind]], registry.entries(kind), strict=True):
+            try:
+                item["options"] = entry_options(entry)
+            except FacebenchError as exc:
+                item["options"], item["options_error"] = None, str(exc)
+
+
+@main.command("describe")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(KINDS), help="Which kind NAME is, when two kinds share it.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--available", is_flag=True, help="List the architectures a model family offers.")
+def describe_command(name: str, kind: str | None, as_json: bool, available: bool) -> None:
+    """Describe a model, task or metric: its plugin, options (type, default, help) and defaults.
+
+    \b
+    facebench describe vgg16
+    facebench describe correlation --kind metric --json
+    facebench describe timm --available
+    """
+    from facebench.describe import available_architectures, describe_entry, find_entry
+
+    entry = find_entry(get_registry(), name, kind)  # type: ignore[arg-type]
+    if available:
+        names = available_architectures(entry)
+        click.echo(json.dumps(names, indent=2) if as_json else "\n".join(names))
+        return
+    info = describe_entry(entry)
+    click.echo(json.dumps(info, indent=2) if as_json else description_text(info))
+
+
+def description_text(info: dict[str, Any]) -> str:
+    """``facebench describe`` without --json."""
+    lines = [f"{info['name']} ({info['kind']}): {info['description']}".rstrip(": ")]
+    lines.append(f"Plugin: {info['plugin']} {info['plugin_version']}  ({info['target']})")
+    if info["doc"]:
+        lines += ["", info["doc"]]
+    lines.append("")
+    if info["kind"] == "model":
+        lines.append(f"Default layers: {', '.join(info['default_layers'])}")
+        lines.append(f"Default reduction: {info['default_reduction']}")
+        preprocessing = info["preprocessing"]
+        if preprocessing is None:
+            lines.append(f"Preprocessing: {info.get('preprocessing_note', 'unknown')}")
+        else:
+            lines.append(
+                "Preprocessing: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in preprocessing.items())
+            )
+    elif info["kind"] == "task":
+        for key in ("pairs_file", "images_table", "required_columns", "plot_columns"):
+            if key in info:
+                value = ", ".join(info[key]) if isinstance(info[key], list) else info[key]
+                lines.append(f"{key.replace('_', ' ').capitalize()}: {value}")
+    elif info["kind"] == "metric":
+        lines.append("Bounded (1 - similarity): " + ("yes" if info["bounded"] else "no"))
+        lines.append("Symmetric: " + ("yes" if info["symmetric"] else "no"))
+    if info["available_architectures"]:
+        lines.append(f"Architectures: facebench describe {info['name']} --available")
+    lines += ["", "Options:"]
+    rows = [[o["name"], o["type"], _default_text(o), o["help"]] for o in info["options"]]
+    lines.append(format_table(rows, ["option", "type", "default", "help"]) if rows else "  (none)")
+    return "\n".join(lines)
+
+
+def _default_text(option: dict[str, Any]) -> str:
+    from facebench.preprocessing import MODEL_DEFAULT
+
+    if option["required"]:
+        return "(required)"
+    default = option["default"]
+    return default if default == repr(MODEL_DEFAULT) else json.dumps(default)
+
+
+@main.group("new")
+def new_group() -> None:
+    """Create a new plugin package from facebench's template."""
+
+
+@new_group.command("plugin")
+@click.argument("name")
+@click.option(
+    "--output", default=".", show_default=True, type=click.Path(file_okay=False), help="Parent folder."
+)
+def new_plugin_command(name: str, output: str) -> None:
+    """Write the plugin package NAME: pyproject.toml (with the entry point), a model, a task, a
+    metric, a README and tests that pass as generated.
+
+    \b
+    facebench new plugin lab-faces
+    pip install -e "./lab-faces[test]" && pytest lab-faces
+    """
+    from facebench.scaffold import plugin_names, write_plugin
+
+    folder = write_plugin(name, output)
+    prefix = plugin_names(name)["prefix"]
+    click.echo(f"Wrote {folder}: model {prefix}-net, task {prefix}-gap, metric {prefix}-linf")
+    click.echo(f'Next: pip install -e "{folder}[test]" && pytest {folder} && facebench describe {prefix}-net')
+
+
 @main.command("layers")
 @click.argument("model")
 def layers_command(model: str) -> None:
-    """Print the extractable layer names of MODEL (NAME or NAME:key=value,...)."""
+    """Print the extractable layer names of MODEL (NAME or NAME:key=value,...), one per line.
+
+    One forward pass of a grey image finds the layers that cannot be extracted: a module run
+    more than once per pass (torchvision ResNets reuse one relu per block) is marked
+    "# runs N times per forward pass", one that never runs "# not run in a forward pass".
+    """
     from facebench.options import parse_spec_string
 
     name, options = parse_spec_string(model)
     built = get_registry().create("model", name, **options)
-    for layer in built.layer_names():
-        click.echo(layer)
+    layers = built.layer_names()
+    calls = built.layer_calls()
+    for layer in layers:
+        runs = len(calls.get(layer, ())) if calls is not None else 1
+        if runs > 1:
+            click.echo(f"{layer}  # runs {runs} times per forward pass: cannot be extracted")
+        elif runs == 0:
+            click.echo(f"{layer}  # not run in a forward pass: cannot be extracted")
+        else:
+            click.echo(layer)
+    if calls is None:
+        click.secho(
+            "(a test forward pass failed, so layers run more than once per pass are not marked; "
+            "extracting one is refused with the list of its calls)",
+            fg="yellow",
+            err=True,
+        )
 
 
 def run_and_report(experiment: Any, progress: bool) -> None:
     """Run ``experiment``, print the summary and failures; exit 1 when something failed."""
     from facebench.experiment import run_experiment
+    from facebench.interrupt import Terminated
+    from facebench.runfolder import resolved_output
 
     try:
         manager = run_experiment(experiment, progress=progress, print_log=progress)
-    except KeyboardInterrupt:
-        click.secho(f"\nInterrupted; results finished so far are in {experiment.output}", fg="red", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        where = "; ".join(getattr(exc, "__notes__", [])) or "nothing was exported"
+        how = "Stopped by SIGTERM" if isinstance(exc, Terminated) else "Interrupted"
+        click.secho(f"\n{how}; {where}", fg="red", err=True)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
+    output = manager.output_folder or Path(experiment.output)
     click.echo(summary_text(manager))
-    click.echo(f"\nResults written to {experiment.output}")
+    if output != resolved_output(experiment.output):
+        click.secho(
+            f"\nThis run is incomplete ({manager.status}); {experiment.output} keeps the previous "
+            f"complete run, and this one is in {output}",
+            fg="red",
+            err=True,
+        )
+    click.echo(f"\nResults written to {output}")
+    click.echo(report_line(output))
     if manager.failures:
         click.secho(manager.failure_report(), fg="red", err=True)
         sys.exit(1)
+
+
+def report_line(results_dir: Path) -> str:
+    """The closing line: where the run's report.html is (or that there is none)."""
+    from facebench.report import REPORT_FILE
+
+    report = results_dir / REPORT_FILE
+    if not report.is_file():
+        return "No report.html was written (see the failures)"
+    return f"Report: {report.resolve().as_uri()}  (open it in a browser)"
 
 
 def summary_text(manager: Any) -> str:
@@ -136,6 +293,14 @@ def summary_text(manager: Any) -> str:
 @click.option("--model", "models", multiple=True, metavar="NAME:key=value,...", help="A model (repeatable).")
 @click.option("--task", "tasks", multiple=True, metavar="NAME:key=value,...", help="A task (repeatable).")
 @click.option("--pairs", type=click.Path(), help="Pairs file for tasks that do not name one.")
+@click.option("--table", type=click.Path(), help="Images table for tasks that read one and do not name one.")
+@click.option(
+    "--analysis",
+    "analyses",
+    multiple=True,
+    metavar="NAME:key=value,...",
+    help="An analysis across models, e.g. cka (repeatable; facebench list analyses).",
+)
 @click.option("--images", type=click.Path(), help="Images folder for tasks that do not name one.")
 @click.option("--layers", metavar="L1,L2,...", help="Layers for models that do not name them.")
 @click.option("--metric", help="Distance metric for tasks that do not name one (facebench list metrics).")
@@ -144,6 +309,20 @@ def summary_text(manager: Any) -> str:
 @click.option("--output", type=click.Path(file_okay=False), help="Results folder.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder.")
 @click.option("--no-cache", is_flag=True, help="Keep embeddings in a temporary folder only.")
+@click.option(
+    "--executor",
+    metavar="NAME:key=value,...",
+    help="Who embeds: local (default) or ray (facebench list executors).",
+)
+@click.option(
+    "--ray-address", metavar="ADDR", help="Ray cluster to join (auto, or ray://HOST:10001); implies ray."
+)
+@click.option(
+    "--data-path",
+    type=click.Choice(["auto", "cpu", "device"]),
+    help="Where JPEGs are decoded: device (GPU) or cpu (default auto: device for CUDA models).",
+)
+@click.option("--channels-last", is_flag=True, help="Run the networks in channels-last memory format.")
 @click.option("--quiet", is_flag=True, help="No progress bars or log lines.")
 def run_command(experiment_file: str | None, quiet: bool, **flags: Any) -> None:
     """Run an experiment: every model on every task, results in the output folder.
@@ -153,9 +332,11 @@ def run_command(experiment_file: str | None, quiet: bool, **flags: Any) -> None:
     facebench run --model vgg16:pretrained=false --layers features.4 \\
         --task accuracy --pairs pairs.csv --images faces/ --output results/
 
-    Names, options, pairs files and images are all checked before any model is built.
-    Exit status: 0 when everything ran, 1 when a model or task failed (the others' results
-    are still written), 2 for a configuration error.
+    Names, options, pairs files, images (that they decode) and the output folder (that it
+    can be written) are all checked before any model is built. Exit status: 0 when everything
+    ran, 1 when a model or task failed or a file could not be written (the others' results
+    are still written), 2 for a configuration error, 130 after Ctrl-C and 143 after SIGTERM
+    (what finished is exported first).
     """
     from facebench.experiment import experiment_from_flags
 
@@ -188,3 +369,113 @@ def demo_command(
     if stimuli_only:
         return
     run_and_report(Experiment.from_toml(experiment_file), progress=not quiet)
+
+
+@main.command("pairs")
+@click.argument("dataset_dir", required=False, type=click.Path(file_okay=False))
+@click.option("--from-lfw", "lfw_file", type=click.Path(dir_okay=False), help="Convert LFW's pairs.txt.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Pairs CSV to write.")
+@click.option("--table", type=click.Path(dir_okay=False), help="Images table to write.")
+@click.option("--folds", default=10, show_default=True, type=click.IntRange(min=1), help="Folds K.")
+@click.option("--same", default=300, show_default=True, type=click.IntRange(min=0), help="Per fold.")
+@click.option("--different", default=300, show_default=True, type=click.IntRange(min=0), help="Per fold.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--disjoint", is_flag=True, help="No identity in two folds.")
+@click.option(
+    "--min-images",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Skip identities with fewer distinct images.",
+)
+@click.pass_context
+def pairs_command(
+    ctx: click.Context,
+    dataset_dir: str | None,
+    lfw_file: str | None,
+    output: str | None,
+    table: str | None,
+    **drawing: Any,
+) -> None:
+    """Make a verification pairs file from DATASET_DIR (one folder per identity), or convert LFW's.
+
+    \b
+    facebench pairs faces/ --output pairs.csv --folds 10 --same 300 --different 300 --seed 0
+    facebench pairs --from-lfw pairs.txt --output lfw_pairs.csv [faces/]
+
+    Files with identical bytes count once; identities with fewer than --min-images distinct
+    images are skipped (and counted). Pairs are written fold by fold, each fold's same pairs
+    first (LFW's order); run them with --task accuracy:label_column=same,fold_column=fold
+    --images DATASET_DIR. --table writes an images table (image, identity) for probe tasks.
+    With --from-lfw, DATASET_DIR (optional) is checked to hold every image.
+    """
+    from facebench.errors import ConfigError
+    from facebench.pair_maker import (
+        make_pairs,
+        missing_images,
+        pairs_images_table,
+        read_lfw_pairs,
+        scan_dataset,
+    )
+    from facebench.results import write_csv_atomic
+
+    if output is None and table is None:
+        raise ConfigError("facebench pairs: name the file(s) to write: --output (pairs), --table (images)")
+    if lfw_file is not None:
+        given = [f"--{k.replace('_', '-')}" for k in drawing if ctx.get_parameter_source(k).name != "DEFAULT"]
+        if given:
+            raise ConfigError(f"--from-lfw keeps LFW's own pairs and folds; {', '.join(given)} cannot apply")
+        pairs = read_lfw_pairs(lfw_file)
+        if dataset_dir is not None:
+            missing = missing_images(pairs, dataset_dir)
+            if missing:
+                shown = ", ".join(repr(m) for m in missing[:5])
+                raise ConfigError(f"{len(missing)} images of {lfw_file} are not in {dataset_dir!r}: {shown}")
+        images = pairs_images_table(pairs)
+        click.echo(f"{lfw_file}: {pairs['fold'].nunique()} folds, {len(images)} images")
+    else:
+        if dataset_dir is None:
+            raise ConfigError("facebench pairs: give DATASET_DIR (a folder per identity) or --from-lfw")
+        dataset = scan_dataset(dataset_dir, min_images=drawing.pop("min_images"))
+        click.echo(f"{dataset_dir}: {dataset.summary()}")
+        images = dataset.table()
+        pairs = make_pairs(dataset, **drawing) if output is not None else None
+    if output is not None and pairs is not None:
+        write_csv_atomic(pairs, output)
+        same = int(pairs["same"].sum())
+        click.echo(
+            f"Wrote {len(pairs)} pairs ({same} same, {len(pairs) - same} different) "
+            f"in {pairs['fold'].nunique()} folds to {output}"
+        )
+    if table is not None:
+        write_csv_atomic(images, table)
+        click.echo(f"Wrote the images table ({len(images)} images) to {table}")
+
+
+@main.command("report")
+@click.argument("results_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="HTML file to write (default: RESULTS_DIR/report.html; required for several runs).",
+)
+@click.option(
+    "--human-percentiles",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Human percentiles table (default: the one results.json records).",
+)
+def report_command(results_dirs: tuple[str, ...], output: str | None, human_percentiles: str | None) -> None:
+    """Write one self-contained HTML page for RESULTS_DIR, or compare several runs side by side.
+
+    \b
+    facebench report facebench-demo/results
+    facebench report run-a/ run-b/ -o comparison.html
+
+    The page holds every task's headline metrics (sortable), the plots, failures, provenance
+    and the human-likeness ranking; it needs no network and recomputes nothing.
+    """
+    from facebench.report import write_report
+
+    path = write_report(list(results_dirs), output, human_percentiles=human_percentiles)
+    click.echo(f"Report: {path.resolve().as_uri()}")

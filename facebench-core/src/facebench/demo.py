@@ -45,7 +45,7 @@ DEMO_EXPERIMENT_FILE = "experiment.toml"
 DEMO_MODEL_SPEC = "vgg16:pretrained=false"
 DEMO_LAYERS = ("features.4", "features.16", "features.30", "classifier.4")
 DEMO_REDUCTION = "flatten"
-DEMO_INPUT_SIZE = 64
+DEMO_IMAGE_SIZE = 64  # resize and crop: small images, fast CNNs on a CPU
 
 
 @dataclass(frozen=True)
@@ -447,8 +447,8 @@ def demo_experiment_toml(
 ) -> str:
     """An experiment file running every demo task on ``stimuli`` (paths relative to the file).
 
-    ``model_spec`` (``NAME:key=value,...``) defaults to random-weight VGG16 with
-    :data:`DEMO_LAYERS` averaged over space.
+    ``model_spec`` (``NAME:key=value,...``) defaults to random-weight VGG16 at
+    :data:`DEMO_LAYERS`, each flattened (:data:`DEMO_REDUCTION`: every value, no averaging).
     """
     from facebench.options import parse_spec_string
 
@@ -458,7 +458,8 @@ def demo_experiment_toml(
             **options,
             "layers": list(DEMO_LAYERS),
             "reduction": DEMO_REDUCTION,
-            "input_size": DEMO_INPUT_SIZE,
+            "resize": DEMO_IMAGE_SIZE,
+            "crop": DEMO_IMAGE_SIZE,
         }
     lines = [
         "# facebench demo experiment: synthetic faces (facebench demo), every task type.",

@@ -1,11 +1,13 @@
 """Embed each unique image once per model, and compute pair distances from the store.
 
 :func:`embed_images` reduces the given paths to unique file contents, looks every one up in
-the :class:`~facebench.store.EmbeddingStore`, and runs only the missing ones through a
-DataLoader (parallel decoding, pinned memory on CUDA) and ONE forward pass per batch for all
-of the model's layers, writing each batch to the store as it goes: a re-run does no forward
-pass, an interrupted run resumes. :func:`pair_distances` then reads the rows batch by batch
-and computes row-wise distances on the model's device, O(N·D) for N pairs.
+the :class:`~facebench.store.EmbeddingStore`, and hands only the missing ones to an executor
+(:mod:`facebench.executors`). The ``local`` one is :func:`compute`: a DataLoader (parallel
+decoding or byte reading, see :mod:`facebench.datapath`; pinned memory on CUDA) and ONE
+forward pass per batch for all of the model's layers, writing each batch to the store as it
+goes: a re-run does no forward pass, an interrupted run resumes. :func:`pair_distances` then
+reads the rows batch by batch and computes row-wise distances on the model's device, O(N·D)
+for N pairs.
 
 Memory does not grow with the number of images: embedding holds one batch (plus a few queued
 writes) besides the model, and distances read at most ``MAX_DISTANCE_BATCH_BYTES`` of rows at
@@ -29,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from facebench.datapath import DataPath, choose_data_path, store_identity
 from facebench.errors import ConfigError, DataError
-from facebench.images import ImageDataset, content_hashes
+from facebench.executors import EmbeddingJob, Executor, resolve_executor
+from facebench.images import content_hashes
 from facebench.metrics import Metric, resolve_metric
 from facebench.store import EmbeddingStore, EmbeddingTable
 
@@ -53,6 +57,7 @@ class Embeddings:
     keys: dict[str, str] = field(repr=False)  # absolute image path -> content hash
     computed: int = 0  # unique images embedded by this call
     cached: int = 0  # unique images found in the store
+    data_path: str = "cpu"  # how the images reached the device (facebench.datapath)
 
     @property
     def layers(self) -> list[str]:
@@ -92,15 +97,23 @@ def embed_images(
     batch_size: int = 32,
     num_workers: int | None = None,
     progress: bool = True,
+    executor: Executor | str | None = None,
+    data_path: str = "auto",
+    channels_last: bool = False,
 ) -> Embeddings:
     """Embed every unique image of ``image_paths`` at all of ``model``'s layers, using the store.
 
     Files with the same bytes are embedded once. ``store=None`` uses the user cache folder.
     ``num_workers=None`` picks one decoding worker per core, up to 8 (none for a single batch).
-    When the store already holds every image, the model is not even built.
+    When the store already holds every image, the model is not even built. ``executor`` runs
+    the missing images (an :class:`~facebench.executors.Executor` or a registered name; default
+    ``local``); ``data_path`` is ``auto``, ``cpu`` or ``device`` (:mod:`facebench.datapath`).
+    ``channels_last`` runs the network in channels-last memory format (often faster for CNNs
+    on GPUs; values agree with the default format to float rounding).
     """
     store = store if store is not None else EmbeddingStore()
-    identity = model.identity
+    path_name = choose_data_path(model, data_path)
+    identity = store_identity(model, path_name)
     # an unknown layer fails before any image is read; a cached model is not even built
     model.check_layers(_recorded_layer_names(store, identity))
     paths = [_absolute(path) for path in image_paths]
@@ -112,19 +125,33 @@ def embed_images(
     for table in tables.values():
         table.refresh()
     unique = list(dict.fromkeys(keys))
+    for table in tables.values():
+        table.verify(unique)  # a corrupted chunk is dropped: its images are embedded again
     todo = [key for key in unique if any(key not in table for table in tables.values())]
     if todo:
-        store.write_metadata(identity, {**model.describe(), "layer_names": model.layer_names()})
-        _compute(
-            model,
-            todo,
-            [first_path[key] for key in todo],
-            tables,
-            len(unique),
-            batch_size,
-            num_workers,
-            progress,
+        store.write_metadata(
+            identity, {**model.describe(), "data_path": path_name, "layer_names": model.layer_names()}
         )
+        job = EmbeddingJob(
+            model=model,
+            keys=todo,
+            paths=[first_path[key] for key in todo],
+            store=store,
+            identity=identity,
+            tables=tables,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+            data_path=path_name,
+            total=len(unique),
+            channels_last=channels_last,
+        )
+        prepare = getattr(model.image_step(), "prepare", None)
+        if prepare is not None:  # align=mtcnn: crops cached, every face-less image listed at once
+            from facebench.alignment import ALIGNED_FOLDER
+
+            prepare(job.paths, store.root / ALIGNED_FOLDER)
+        resolve_executor(executor).embed(job)
     return Embeddings(
         model_name=model.name,
         identity=identity,
@@ -133,6 +160,7 @@ def embed_images(
         keys=dict(zip(paths, keys, strict=True)),
         computed=len(todo),
         cached=len(unique) - len(todo),
+        data_path=path_name,
     )
 
 
@@ -141,27 +169,24 @@ def _recorded_layer_names(store: EmbeddingStore, identity: str) -> list[str] | N
     return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
 
 
-def _compute(
-    model: BaseModel,
-    todo: list[str],
-    paths: list[str],
-    tables: dict[str, EmbeddingTable],
-    total: int,
-    batch_size: int,
-    num_workers: int | None,
-    progress: bool,
-) -> None:
-    """Run the images ``paths`` (content hashes ``todo``) through ``model``, batch by batch."""
+def compute(job: EmbeddingJob) -> None:
+    """Run the job's images through its model in this process, batch by batch (the ``local``
+    executor): DataLoader workers decode, one forward pass per batch, a writer thread stores."""
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    workers = default_num_workers(len(todo), batch_size) if num_workers is None else num_workers
+    model, todo, tables, total = job.model, job.keys, job.tables, job.total
+    batch_size, progress = job.batch_size, job.progress
+    data = DataPath(job.data_path, model, job.channels_last)
+    dataset = data.dataset(job.paths)
+    workers = decoding_workers(job)
     loader = DataLoader(
-        ImageDataset(paths, model.get_preprocess_function()),
+        dataset,
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
         pin_memory=model.device.type == "cuda",
+        collate_fn=data.collate_fn(dataset),
     )
     pending: deque[Future[None]] = deque()
     with (
@@ -172,14 +197,11 @@ def _compute(
     ):
         batches = iter(loader)
         try:
-            for indices, batch in batches:
-                outputs = model.get_output(batch)
+            for item in batches:
+                indices, batch = data.to_device(item)
                 batch_keys = [todo[i] for i in indices.tolist()]
-                for layer, table in tables.items():
-                    rows = [i for i, key in enumerate(batch_keys) if key not in table]
-                    if rows:
-                        keys = [batch_keys[i] for i in rows]
-                        pending.append(writer.submit(_write_rows, table, keys, outputs[layer][rows]))
+                for table, keys, rows in batch_rows(model, batch, batch_keys, tables):
+                    pending.append(writer.submit(write_rows, table, keys, rows))
                 while len(pending) > MAX_PENDING_WRITES:
                     pending.popleft().result()
                 bar.update(len(batch_keys))
@@ -194,9 +216,30 @@ def _compute(
                 shutdown()
 
 
-def _write_rows(table: EmbeddingTable, keys: list[str], rows: torch.Tensor) -> None:
+def batch_rows(
+    model: BaseModel, batch: torch.Tensor, keys: list[str], tables: dict[str, EmbeddingTable]
+) -> list[tuple[EmbeddingTable, list[str], torch.Tensor]]:
+    """ONE forward pass of ``batch`` (images ``keys``); per layer, the rows its table lacks."""
+    outputs = model.get_output(batch)
+    missing = []
+    for layer, table in tables.items():
+        rows = [i for i, key in enumerate(keys) if key not in table]
+        if rows:
+            missing.append((table, [keys[i] for i in rows], outputs[layer][rows]))
+    return missing
+
+
+def write_rows(table: EmbeddingTable, keys: list[str], rows: torch.Tensor) -> None:
     """Copy ``rows`` to the host and store them (on the writer thread, while the next batch runs)."""
     table.write(keys, rows.cpu().numpy())
+
+
+def decoding_workers(job: EmbeddingJob) -> int:
+    """The DataLoader workers :func:`compute` uses for ``job``: its ``num_workers``, or
+    :func:`default_num_workers` when that is None."""
+    if job.num_workers is not None:
+        return job.num_workers
+    return default_num_workers(len(job.keys), job.batch_size)
 
 
 def default_num_workers(images: int, batch_size: int) -> int:

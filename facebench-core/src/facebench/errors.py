@@ -28,3 +28,7 @@ class DataError(FacebenchError, ValueError):
 
 class WeightsError(FacebenchError, RuntimeError):
     """Model weights that cannot be downloaded, found or trusted."""
+
+
+class ExecutorError(FacebenchError, RuntimeError):
+    """An executor's worker (e.g. a Ray actor) failed or died while embedding a model."""

@@ -7,6 +7,10 @@ An experiment is a TOML file (or the same thing from ``facebench run`` flags)::
     device = "auto"                 # default for every model
     cache_dir = "~/.cache/facebench"  # or: cache = false (a temporary cache)
     human_percentiles = "human_percentiles.csv"  # optional human bands on layer plots
+    executor = "local"              # who embeds: local or ray (facebench list executors)
+    executor_options = { address = "auto" }  # the executor's options (ray: address, num_actors, ...)
+    data_path = "auto"              # auto, cpu or device: where JPEGs are decoded (facebench.datapath)
+    channels_last = false           # run the networks in channels-last memory format (CNNs on GPUs)
 
     [[models]]
     plugin = "vgg16"                # a registered model (facebench list models)
@@ -23,9 +27,24 @@ An experiment is a TOML file (or the same thing from ``facebench run`` flags)::
     metric = "cosine"
     options = { label_column = "truth" }
 
-Other keys of a ``[[models]]`` or ``[[tasks]]`` table are options too (as under ``options``).
-A model's ``input_size = N`` resizes its preprocessed images to N x N pixels (a CNN then runs
-faster on small images; a ViT with fixed position embeddings may not accept other sizes).
+    [[tasks]]
+    plugin = "rsa"                  # a task that reads embeddings
+    pairs = "similarity.csv"
+    table = "stimuli/faces.csv"     # an images table: an "image" column + per-image columns
+    images = "stimuli/images"
+
+    [[analyses]]
+    plugin = "cka"                  # an analysis across models (facebench list analyses)
+    options = { debiased = true }   # optional: table = "...", images = "..." (default: the tasks' images)
+
+Other keys of a ``[[models]]``, ``[[tasks]]`` or ``[[analyses]]`` table are options too (as
+under ``options``). A task says whether it reads a pairs file and/or an images table
+(:attr:`facebench.task.BaseTask.pairs_file`, :attr:`~facebench.task.BaseTask.images_table`).
+A model's preprocessing options (``resize``, ``crop``, ``mean``, ``std``, ``grayscale``,
+``interpolation``; :mod:`facebench.preprocessing`) change what its weights were trained with:
+``resize = [224, 224]`` and ``crop = "none"`` squash every image to 224 x 224; ``resize = 64``
+and ``crop = 64`` run a CNN faster on small images (a ViT with fixed position embeddings may not
+accept other sizes).
 Relative paths (``output``, ``cache_dir``, ``human_percentiles``, ``pairs``, ``images`` and
 options ending in ``_path``) resolve against the TOML file's folder.
 
@@ -44,8 +63,12 @@ from typing import TYPE_CHECKING, Any
 from facebench.errors import ConfigError
 from facebench.options import parse_spec_string
 from facebench.registry import Registry, check_options, get_registry
+from facebench.results import check_distinct_file_names
+from facebench.runfolder import check_output_folder
+from facebench.textfiles import read_utf8
 
 if TYPE_CHECKING:
+    from facebench.executors import Executor
     from facebench.manager import MultiModelTaskManager
     from facebench.model import BaseModel
     from facebench.task import BaseTask
@@ -62,10 +85,21 @@ TOP_LEVEL_KEYS = frozenset(
         "human_percentiles",
         "models",
         "tasks",
+        "analyses",
+        "executor",
+        "executor_options",
+        "data_path",
+        "channels_last",
     }
 )
 MODEL_KEYS = {"layers": "extract_layers"}
-TASK_KEYS = {"pairs": "pairs_file_path", "images": "images_path", "metric": "distance_metric"}
+TASK_KEYS = {
+    "pairs": "pairs_file_path",
+    "table": "table_path",
+    "images": "images_path",
+    "metric": "distance_metric",
+}
+ANALYSIS_KEYS = {"table": "table_path", "images": "images_path"}
 
 
 @dataclass
@@ -91,8 +125,20 @@ class TaskConfig:
     def name(self) -> str:
         if self.options.get("name"):
             return str(self.options["name"])
-        pairs = self.options.get("pairs_file_path")
-        return Path(pairs).stem if pairs else self.plugin
+        source = self.options.get("pairs_file_path") or self.options.get("table_path")
+        return Path(source).stem if source else self.plugin
+
+
+@dataclass
+class AnalysisConfig:
+    """One ``[[analyses]]`` entry: a registered analysis and its constructor options."""
+
+    plugin: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.options.get("name") or self.plugin)
 
 
 @dataclass
@@ -108,6 +154,11 @@ class Experiment:
     num_workers: int | None = None
     human_percentiles: Path | None = None
     source: Path | None = None
+    analyses: list[AnalysisConfig] = field(default_factory=list)
+    executor: str = "local"
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    data_path: str = "auto"
+    channels_last: bool = False
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -117,7 +168,7 @@ class Experiment:
         if not path.is_file():
             raise ConfigError(f"experiment file {str(path)!r} does not exist")
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_utf8(path, "experiment file", ConfigError))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         experiment = cls.from_mapping(data, base_dir=path.parent, where=str(path))
@@ -144,6 +195,10 @@ class Experiment:
             task_config(entry, base, f"{where}: tasks[{i}]")
             for i, entry in enumerate(_tables(data, "tasks", where))
         ]
+        analyses = [
+            analysis_config(entry, base, f"{where}: analyses[{i}]")
+            for i, entry in enumerate(_tables(data, "analyses", where))
+        ]
         cache_dir: str | Path | None = USER_CACHE
         if data.get("cache") is False:
             cache_dir = None
@@ -152,6 +207,7 @@ class Experiment:
         return cls(
             models=models,
             tasks=tasks,
+            analyses=analyses,
             output=_resolve(base, data.get("output", "facebench-results"), f"{where}: output"),
             batch_size=_positive_int(data.get("batch_size", 32), f"{where}: batch_size"),
             device=_optional_str(data.get("device"), f"{where}: device"),
@@ -162,6 +218,10 @@ class Experiment:
                 if data.get("human_percentiles")
                 else None
             ),
+            executor=_optional_str(data.get("executor"), f"{where}: executor") or "local",
+            executor_options=_mapping(data.get("executor_options", {}), f"{where}: executor_options"),
+            data_path=_optional_str(data.get("data_path"), f"{where}: data_path") or "auto",
+            channels_last=_bool(data.get("channels_last", False), f"{where}: channels_last"),
         )
 
     # ------------------------------------------------------------------ checking and building
@@ -170,30 +230,38 @@ class Experiment:
         registry = registry or get_registry()
         if not self.models:
             raise ConfigError("the experiment has no models; add a [[models]] table or --model NAME")
-        if not self.tasks:
+        if not self.tasks and not self.analyses:
             raise ConfigError("the experiment has no tasks; add a [[tasks]] table or --task NAME")
         _check_unique([m.name for m in self.models], "model")
         _check_unique([t.name for t in self.tasks], "task")
-        for kind, configs in (("model", self.models), ("task", self.tasks)):
+        _check_unique([a.name for a in self.analyses], "analysis")
+        for kind, configs in (("model", self.models), ("task", self.tasks), ("analysis", self.analyses)):
             for config in configs:
                 factory = registry.get(kind, config.plugin).spec.load()
                 options = self._options(kind, config, factory)
-                if kind == "model" and "input_size" in options:
-                    _check_input_size(options.pop("input_size"), config.name, factory)
                 check_options(kind, config.plugin, factory, options)
         for task in self.tasks:
             metric = task.options.get("distance_metric")
             if isinstance(metric, str):
                 registry.get("metric", metric)
-            for key in ("pairs_file_path", "images_path"):
-                if key not in task.options:
-                    flag = "--pairs" if key == "pairs_file_path" else "--images"
+            factory = registry.get("task", task.plugin).spec.load()
+            for key, word, flag, need in (
+                ("pairs_file_path", "pairs", "--pairs", getattr(factory, "pairs_file", "required")),
+                ("table_path", "table", "--table", getattr(factory, "images_table", "unused")),
+                ("images_path", "images", "--images", "required"),
+            ):
+                if need == "required" and key not in task.options:
                     raise ConfigError(
-                        f"task {task.name!r} has no {key.split('_')[0]} "
-                        f"({'pairs' if flag == '--pairs' else 'images'} = ... in the file, or {flag})"
+                        f"task {task.name!r} has no {word} ({word} = ... in the file, or {flag})"
                     )
         if self.human_percentiles is not None and not self.human_percentiles.is_file():
             raise ConfigError(f"human_percentiles file {str(self.human_percentiles)!r} does not exist")
+        check_output_folder(self.output)
+        from facebench.datapath import DATA_PATHS
+
+        if self.data_path not in DATA_PATHS:
+            raise ConfigError(f"data_path {self.data_path!r} is not one of {', '.join(DATA_PATHS)}")
+        self.create_executor(registry)  # an executor that cannot run (Ray not installed) fails now
 
     def prepare(self, registry: Registry | None = None) -> tuple[list[BaseTask], list[BaseModel]]:
         """Check, then create the tasks (reading and validating their pairs files and images),
@@ -204,15 +272,14 @@ class Experiment:
         models = [self._create(registry, "model", config) for config in self.models]
         return tasks, models
 
+    def create_executor(self, registry: Registry | None = None) -> Executor:
+        """The executor this experiment names, with its options."""
+        registry = registry or get_registry()
+        return registry.create("executor", self.executor, **self.executor_options)
+
     def _create(self, registry: Registry, kind: str, config: ModelConfig | TaskConfig) -> Any:
         factory = registry.get(kind, config.plugin).spec.load()  # type: ignore[arg-type]
         options = self._options(kind, config, factory)
-        input_size = options.pop("input_size", None)
-        if input_size is not None:
-            own = options.get("preprocess_function")
-            if own is None:
-                own = registry.create(kind, config.plugin, **options).get_preprocess_function()
-            options["preprocess_function"] = ResizedInput(own, input_size)
         return registry.create(kind, config.plugin, **options)
 
     def manager(self, registry: Registry | None = None, progress: bool = True) -> MultiModelTaskManager:
@@ -221,8 +288,9 @@ class Experiment:
 
         registry = registry or get_registry()
         tasks, models = self.prepare(registry)
+        analyses = [self._create(registry, "analysis", config) for config in self.analyses]
         sources = {}
-        for kind, configs in (("model", self.models), ("task", self.tasks)):
+        for kind, configs in (("model", self.models), ("task", self.tasks), ("analysis", self.analyses)):
             for config in configs:
                 entry = registry.get(kind, config.plugin)
                 sources[f"{kind}:{config.name}"] = {
@@ -239,6 +307,10 @@ class Experiment:
             progress=progress,
             human_percentiles=self.human_percentiles,
             plugin_sources=sources,
+            executor=self.create_executor(registry),
+            data_path=self.data_path,
+            channels_last=self.channels_last,
+            analyses=analyses,
         )
 
     def _options(self, kind: str, config: ModelConfig | TaskConfig, factory: Any) -> dict[str, Any]:
@@ -261,40 +333,14 @@ class Experiment:
             "batch_size": self.batch_size,
             "device": self.device,
             "cache_dir": None if self.cache_dir is None else str(self.cache_dir),
+            "executor": self.executor,
+            "executor_options": self.executor_options,
+            "data_path": self.data_path,
+            "channels_last": self.channels_last,
             "models": [{"plugin": m.plugin, "options": m.options} for m in self.models],
             "tasks": [{"plugin": t.plugin, "options": t.options} for t in self.tasks],
+            "analyses": [{"plugin": a.plugin, "options": a.options} for a in self.analyses],
         }
-
-
-class ResizedInput:
-    """A model's own preprocessing followed by resizing its ``(C, H, W)`` tensor to
-    ``size`` x ``size`` (bilinear, antialiased): a CNN then runs on small images, faster."""
-
-    def __init__(self, preprocess: Any, size: int) -> None:
-        self.preprocess = preprocess
-        self.size = int(size)
-
-    @property
-    def preprocess_id(self) -> str:
-        from facebench.model import describe_callable
-
-        return f"{describe_callable(self.preprocess)} then resize to {self.size}x{self.size}"
-
-    def __call__(self, image: Any) -> Any:
-        import torch.nn.functional as F
-
-        tensor = self.preprocess(image)
-        resized = F.interpolate(tensor[None], size=(self.size, self.size), mode="bilinear", antialias=True)
-        return resized[0]
-
-
-def _check_input_size(value: Any, name: str, factory: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 4096:
-        raise ConfigError(
-            f"model {name!r}: input_size must be a whole number of pixels (16-4096), not {value!r}"
-        )
-    if not _accepts(factory, "preprocess_function"):
-        raise ConfigError(f"model {name!r}: input_size needs a model that takes preprocess_function")
 
 
 def run_experiment(
@@ -332,6 +378,18 @@ def task_config(entry: Mapping[str, Any], base: Path, where: str) -> TaskConfig:
             options[key] = _resolve(base, options[key], f"{where}: {key}")
     _resolve_path_options(options, base, where)
     return TaskConfig(plugin, options)
+
+
+def analysis_config(entry: Mapping[str, Any], base: Path, where: str) -> AnalysisConfig:
+    """An ``[[analyses]]`` table (or ``--analysis`` options) as an :class:`AnalysisConfig`."""
+    plugin, options = _split_entry(entry, where)
+    for key, option in ANALYSIS_KEYS.items():
+        if key in options:
+            _move(options, key, option, where)
+    if "images_path" in options:
+        options["images_path"] = _resolve(base, options["images_path"], f"{where}: images_path")
+    _resolve_path_options(options, base, where)
+    return AnalysisConfig(plugin, options)
 
 
 def _split_entry(entry: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
@@ -384,6 +442,18 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a table, e.g. {{ key = value }}, got {value!r}")
+    return dict(value)
+
+
 def _optional_str(value: Any, where: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"{where}: expected text, got {value!r}")
@@ -399,6 +469,7 @@ def _check_unique(names: Sequence[str], kind: str) -> None:
                 f"(results are keyed by {kind} name)"
             )
         seen.add(name)
+    check_distinct_file_names(names, kind)
 
 
 def _accepts(factory: Any, parameter: str) -> bool:
@@ -409,6 +480,17 @@ def _accepts(factory: Any, parameter: str) -> bool:
     except (TypeError, ValueError):
         return True
     return parameter in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def _task_reads(plugin: str, attribute: str) -> bool:
+    """Whether the task ``plugin`` reads a pairs file / images table (True if it is unknown:
+    :meth:`Experiment.check` then reports the name)."""
+    try:
+        factory = get_registry().get("task", plugin).spec.load()
+    except Exception:
+        return True
+    default = "required" if attribute == "pairs_file" else "unused"
+    return getattr(factory, attribute, default) != "unused"
 
 
 def experiment_from_flags(
@@ -424,15 +506,25 @@ def experiment_from_flags(
     output: str | None,
     cache_dir: str | None,
     no_cache: bool,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    data_path: str | None = None,
+    channels_last: bool = False,
+    table: str | None = None,
+    analyses: Sequence[str] = (),
 ) -> Experiment:
     """The experiment of ``facebench run``: the file (if any), with the flags applied on top.
 
-    ``--model``/``--task`` replace the file's lists; ``--pairs``, ``--images`` and ``--metric``
-    fill in tasks that lack them; ``--layers`` fills in models that lack layers.
+    ``--model``/``--task``/``--analysis`` replace the file's lists; ``--pairs``, ``--table``,
+    ``--images`` and ``--metric`` fill in tasks that lack them (``--pairs`` only tasks that read a
+    pairs file, ``--table`` only tasks that read an images table); ``--layers`` fills in models
+    that lack layers.
+    ``--executor NAME:key=value,...`` replaces the file's executor; ``--ray-address ADDR`` sets
+    the Ray executor's address (and picks the Ray executor when none is named).
     """
     if experiment_file:
         experiment = Experiment.from_toml(experiment_file)
-    elif models or tasks:
+    elif models or tasks or analyses:
         experiment = Experiment(models=[], tasks=[])
     else:
         raise ConfigError(
@@ -445,9 +537,14 @@ def experiment_from_flags(
     if tasks:
         specs = [parse_spec_string(text) for text in tasks]
         experiment.tasks = [task_config({"plugin": n, **o}, cwd, f"--task {n}") for n, o in specs]
+    if analyses:
+        specs = [parse_spec_string(text) for text in analyses]
+        experiment.analyses = [analysis_config({"plugin": n, **o}, cwd, f"--analysis {n}") for n, o in specs]
     for task in experiment.tasks:
-        if pairs and "pairs_file_path" not in task.options:
+        if pairs and "pairs_file_path" not in task.options and _task_reads(task.plugin, "pairs_file"):
             task.options["pairs_file_path"] = Path(pairs)
+        if table and "table_path" not in task.options and _task_reads(task.plugin, "images_table"):
+            task.options["table_path"] = Path(table)
         if images and "images_path" not in task.options:
             task.options["images_path"] = Path(images)
         if metric and "distance_metric" not in task.options:
@@ -466,4 +563,18 @@ def experiment_from_flags(
         experiment.cache_dir = None
     elif cache_dir:
         experiment.cache_dir = Path(cache_dir)
+    if executor:
+        experiment.executor, experiment.executor_options = parse_spec_string(executor)
+    if ray_address:
+        if executor is None and experiment.executor == "local":
+            experiment.executor = "ray"
+        if experiment.executor != "ray":
+            raise ConfigError(
+                f"--ray-address is an option of the ray executor, not of {experiment.executor!r}"
+            )
+        experiment.executor_options["address"] = ray_address
+    if data_path:
+        experiment.data_path = data_path
+    if channels_last:
+        experiment.channels_last = True
     return experiment

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from facebench.registry import MetricSpec, ModelSpec, TaskSpec
+    from facebench.registry import AnalysisSpec, ExecutorSpec, MetricSpec, ModelSpec, TaskSpec
 
 PROJECT_NAME = "facebench"
 
@@ -53,4 +53,23 @@ def register_metrics(register: Callable[[MetricSpec], None]) -> None:
 
     The spec's target is a function ``f(a, b) -> d`` on tensors: ``a`` and ``b`` are
     ``(N, D)``, ``d`` is ``(N,)`` with ``d[i]`` the distance between ``a[i]`` and ``b[i]``.
+    """
+
+
+@hookspec
+def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
+    """Register executors (who runs the embedding map): call ``register(ExecutorSpec(...))``.
+
+    The spec's target must build a :class:`facebench.executors.Executor` when called with the
+    executor's options; see :mod:`facebench.executors` for the contract.
+    """
+
+
+@hookspec
+def register_analyses(register: Callable[[AnalysisSpec], None]) -> None:
+    """Register analyses across models (CKA ...): call ``register(AnalysisSpec(...))``.
+
+    The spec's target must build a :class:`facebench.analysis.BaseAnalysis`; the manager runs
+    it once, after every model is embedded, on views of every model-layer (see
+    :mod:`facebench.analysis` for the contract).
     """

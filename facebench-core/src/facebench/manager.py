@@ -1,11 +1,15 @@
 """Run many models on many tasks: embed each model's images once, score every layer on every
 task, and export distances, performance tables, the unified summary, plots and results.json.
 
-For each model, the union of its tasks' images goes through ONE :func:`facebench.engine.embed_images`
-call (the engine de-duplicates and caches); then, for every layer and task,
-:func:`facebench.engine.pair_distances` feeds :meth:`BaseTask.compute_task_performance`.
-A model or task that fails is recorded in :attr:`MultiModelTaskManager.failures` and the
-others go on.
+For each model, the union of its tasks' (and analyses') images goes through ONE
+:func:`facebench.engine.embed_images` call (the engine de-duplicates and caches); then, for
+every layer and task, the manager calls the task's one evaluation method,
+:meth:`BaseTask.evaluate`, with a :class:`facebench.layer_view.LayerView` over that layer's
+embeddings of the task's images (pair tasks turn it into pair distances and
+:meth:`BaseTask.compute_task_performance`). After every model is embedded, each analysis
+(:class:`facebench.analysis.BaseAnalysis`, e.g. CKA across models) runs on views of every
+model-layer, reading only the store. A model, task or analysis that fails is recorded in
+:attr:`MultiModelTaskManager.failures` and the others go on.
 
 Output folder (``export_path``)::
 
@@ -14,25 +18,35 @@ Output folder (``export_path``)::
     performance/<task>.csv              the task's metrics, one row per model x layer (x condition)
     distances/<model>/<layer>/<task>.csv  the task's pairs with model_computed_distance
     plots/<task>/*.png, *.svg           the task's bar plots and metric-by-layer curves
+    analyses/<analysis>.csv             each analysis's tidy table
+    plots/analyses/<analysis>/*.png, *.svg  its plots
+    report.html                         one self-contained page of all of it (facebench.report)
+
+The folder always holds one whole run: a run is written beside it and swapped in at the end
+(:mod:`facebench.runfolder`, which also says where an interrupted run goes).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facebench.errors import ConfigError, UnknownNameError
+from facebench.errors import ConfigError, DataError, UnknownNameError
+from facebench.executors import Executor, resolve_executor
+from facebench.interrupt import sigterm_as_interrupt
 from facebench.plots import HumanPercentiles, layer_curve_plot
 from facebench.results import (
-    DISTANCE_COLUMN,
     RESULTS_JSON_FILE,
     UNIFIED_SUMMARY_FILE,
+    check_distinct_file_names,
     metric_columns,
     safe_filename,
     unified_summary,
@@ -42,6 +56,8 @@ from facebench.results import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from facebench.analysis import BaseAnalysis
+    from facebench.engine import Embeddings
     from facebench.model import BaseModel
     from facebench.store import EmbeddingStore
     from facebench.task import BaseTask
@@ -56,17 +72,23 @@ USER_CACHE = "user-cache"  # sentinel: the engine's default cache folder
 class Failure:
     """Something that did not produce results, and why."""
 
-    stage: str  # "embed", "task", "plot" or "export"
+    stage: str  # "embed", "task", "analysis", "plot", "export" or "report"
     error: str
     model: str | None = None
     task: str | None = None
     layer: str | None = None
     traceback: str = field(default="", repr=False)
+    analysis: str | None = None
 
     def where(self) -> str:
         parts = [
             f"{kind} {value!r}"
-            for kind, value in (("model", self.model), ("task", self.task), ("layer", self.layer))
+            for kind, value in (
+                ("model", self.model),
+                ("task", self.task),
+                ("analysis", self.analysis),
+                ("layer", self.layer),
+            )
             if value
         ]
         return ", ".join(parts) or "run"
@@ -81,7 +103,10 @@ class MultiModelTaskManager:
     ``cache_dir``: the engine's embedding cache folder; by default the user cache folder,
     ``None`` for a temporary one deleted by :meth:`close`. ``store`` overrides both.
     ``human_percentiles``: a file (or loaded :class:`HumanPercentiles`) whose bands are drawn
-    on the metric-by-layer plots.
+    on the metric-by-layer plots. ``executor``: who embeds (:mod:`facebench.executors`; a
+    registered name or an instance, default ``local``). ``data_path``: ``auto``, ``cpu`` or
+    ``device`` (:mod:`facebench.datapath`); ``channels_last``: CNNs in channels-last memory
+    format. ``analyses`` run after every model is embedded.
     """
 
     def __init__(
@@ -96,14 +121,25 @@ class MultiModelTaskManager:
         progress: bool = True,
         human_percentiles: str | Path | HumanPercentiles | None = None,
         plugin_sources: dict[str, dict[str, str]] | None = None,
+        executor: Executor | str | None = None,
+        data_path: str = "auto",
+        analyses: BaseAnalysis | Sequence[BaseAnalysis] = (),
+        channels_last: bool = False,
     ) -> None:
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size must be a positive integer, not {batch_size!r}")
         self.batch_size = int(batch_size)
         self.num_workers = num_workers
         self.progress = progress
+        self.executor = resolve_executor(executor)
+        self.data_path = data_path
+        self.channels_last = channels_last
+        self.data_paths: dict[str, str] = {}  # model name -> the data path its images took
         self.models: dict[str, BaseModel] = {}
         self.tasks: dict[str, BaseTask] = {}
+        self.analyses: dict[str, BaseAnalysis] = {}
+        self.analysis_results: dict[str, pd.DataFrame] = {}
+        self.embeddings: dict[str, Embeddings] = {}  # model name -> its embeddings in the store
         self.tasks_performance_dfs: dict[str, pd.DataFrame] = {}
         self.model_task_distances_dfs: dict[str, dict[str, pd.DataFrame]] = {}
         self.failures: list[Failure] = []
@@ -112,6 +148,7 @@ class MultiModelTaskManager:
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
         self.status = "not run"
+        self.output_folder: Path | None = None  # where export_all put the run
         self.experiment: dict[str, Any] | None = None  # the experiment file, when run from one
         self._cache_dir = cache_dir
         self._store = store
@@ -121,6 +158,8 @@ class MultiModelTaskManager:
         self.human_percentiles = human_percentiles
         self.add_tasks(tasks)
         self.add_models(models)
+        for analysis in _as_list(analyses):
+            _add_unique(self.analyses, analysis, "analysis")
 
     # ------------------------------------------------------------------ set-up
     def add_models(self, models: BaseModel | Iterable[BaseModel]) -> None:
@@ -177,13 +216,27 @@ class MultiModelTaskManager:
         model = self._get(self.models, "model", model_name)
         results: dict[str, pd.DataFrame] = {}
         try:
-            embeddings = self._embed(model, list(self.tasks.values()))
+            embeddings, unusable = self._embed_usable(model)
         except Exception as exc:
             self._record("embed", exc, model=model_name)
             return results
+        self.embeddings[model_name] = embeddings
         for task in self.tasks.values():
             try:
-                results[task.name] = self._score(model, task, embeddings)
+                used = [path for path in task.embedded_images() if path in unusable]
+                scored = task
+                if used and getattr(model, "on_no_face", None) == "skip":  # align=mtcnn: drop face-less pairs
+                    from facebench.alignment import without_faceless_images
+
+                    scored, used = without_faceless_images(task, used, unusable)
+                if used:
+                    shown = "; ".join(unusable[path] for path in used[:3])
+                    more = f" (and {len(used) - 3} more)" if len(used) > 3 else ""
+                    raise DataError(
+                        f"model {model_name!r} could not embed {len(used)} of this task's images: "
+                        f"{shown}{more}"
+                    )
+                results[task.name] = self._score(model, scored, embeddings)
             except Exception as exc:
                 self._record("task", exc, model=model_name, task=task.name)
         return results
@@ -193,76 +246,178 @@ class MultiModelTaskManager:
     ) -> list[Failure]:
         """Run every model on every task and, with ``export_path``, export everything there.
 
-        Results computed before an interruption (Ctrl-C) are still exported, and results.json
-        says ``"status": "interrupted"``. Returns the failures (empty when all succeeded).
+        :meth:`check_before_run` runs first. Results computed before an interruption (Ctrl-C,
+        or SIGTERM while this runs in the main thread) are still exported, results.json says
+        ``"status": "interrupted"``, and the exception (re-raised) carries a note saying where
+        they are. Returns the failures (empty when all succeeded); failures are not logged
+        (:meth:`failure_report` lists them), so each is printed once.
         """
         if print_log:
             _enable_console_log()
+        self.check_before_run(export_path)
         self.started_at = datetime.now(UTC)
         self.status = "running"
         try:
-            for model_name in list(self.models):
-                log.info("model %s: %d task(s)", model_name, len(self.tasks))
-                self.run_all_tasks_with_model(model_name)
-            self.status = "completed with failures" if self.failures else "completed"
-        except BaseException:
+            with sigterm_as_interrupt():
+                for model_name in list(self.models):
+                    log.info("model %s: %d task(s)", model_name, len(self.tasks))
+                    self.run_all_tasks_with_model(model_name)
+                self.run_analyses()
+        except BaseException as exc:
             self.status = "interrupted"
+            self._finish(export_path, plots)
+            if self.output_folder is not None:
+                exc.add_note(f"results finished so far are in {self.output_folder}")
             raise
-        finally:
-            self.finished_at = datetime.now(UTC)
-            if export_path is not None:
-                self.export_all(export_path, plots=plots)
-        for failure in self.failures:
-            log.warning("FAILED %s (%s): %s", failure.where(), failure.stage, failure.error)
+        self.status = "completed with failures" if self.failures else "completed"
+        self._finish(export_path, plots)
         return self.failures
 
-    def _embed(self, model: BaseModel, tasks: Sequence[BaseTask]) -> Any:
+    def check_before_run(self, export_path: str | Path | None = None) -> None:
+        """What can be checked before any model is built: the output folder (not a file, not a
+        folder of other things, writable: :func:`facebench.runfolder.check_output_folder`), that
+        every image decodes (:func:`facebench.imagecheck.check_images_decode`, all bad files
+        listed) and that every requested layer exists (:meth:`check_layers_before_building`).
+        Raises :class:`ConfigError`, :class:`DataError` or :class:`UnknownNameError`."""
+        from facebench.imagecheck import check_images_decode
+        from facebench.runfolder import check_output_folder
+
+        if export_path is not None:
+            check_output_folder(export_path)
+        check_images_decode(self.image_paths(), progress=self.progress)
+        self.check_layers_before_building()
+
+    def check_layers_before_building(self) -> None:
+        """Every model's requested layers exist (:class:`UnknownNameError` otherwise), checked
+        against the names its cache recorded, or on its network built on the meta device
+        (:meth:`BaseModel.check_layers_before_building`), so no model has run yet."""
+        for model in self.models.values():
+            if not model.extract_layers:
+                continue
+            recorded = (self.store.read_metadata(model.identity) or {}).get("layer_names")
+            model.check_layers_before_building(recorded if isinstance(recorded, list) else None)
+
+    def image_paths(self) -> list[Path]:
+        """Every image of the run's tasks and analyses, once each."""
+        paths: dict[Path, None] = {}
+        for task in self.tasks.values():
+            paths.update(dict.fromkeys(task.embedded_images()))
+        for analysis in self.analyses.values():
+            paths.update(dict.fromkeys(analysis.image_paths()))
+        return list(paths)
+
+    def _finish(self, export_path: str | Path | None, plots: bool) -> None:
+        self.finished_at = datetime.now(UTC)
+        if export_path is not None:
+            self.export_all(export_path, plots=plots)
+
+    def _embed_usable(self, model: BaseModel) -> tuple[Embeddings, dict[Path, str]]:
+        """:meth:`_embed` over every image of the run. An image the model cannot take (a
+        :class:`DataError` naming it: a file changed since :meth:`check_before_run`, or
+        preprocessing that refuses it) is left out and embedding resumes from the store, so
+        only the tasks using it fail. Returns the embeddings and the left-out images' errors."""
+        tasks, analyses = list(self.tasks.values()), list(self.analyses.values())
+        unusable: dict[Path, str] = {}
+        while True:
+            try:
+                return self._embed(model, tasks, analyses, exclude=unusable), unusable
+            except DataError as exc:
+                message = str(exc)
+                named = [p for p in self.image_paths() if p not in unusable and _names_file(message, p)]
+                if not named:
+                    raise
+                log.info("model %s: left out %d image(s) it cannot take", model.name, len(named))
+                unusable.update(dict.fromkeys(named, message))
+
+    def _embed(
+        self,
+        model: BaseModel,
+        tasks: Sequence[BaseTask],
+        analyses: Sequence[BaseAnalysis] = (),
+        exclude: Collection[Path] = (),
+    ) -> Any:
         from facebench.engine import embed_images
 
         paths: dict[Path, None] = {}
         for task in tasks:
-            img1, img2 = task.image_paths()
-            paths.update(dict.fromkeys(img1))
-            paths.update(dict.fromkeys(img2))
+            paths.update(dict.fromkeys(task.embedded_images()))
+        for analysis in analyses:
+            paths.update(dict.fromkeys(analysis.image_paths()))
+        for path in exclude:
+            paths.pop(path, None)
         log.info("model %s: embedding %d image(s)", model.name, len(paths))
-        return embed_images(
+        embeddings = embed_images(
             model,
             list(paths),
             store=self.store,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             progress=self.progress,
+            executor=self.executor,
+            data_path=self.data_path,
+            channels_last=self.channels_last,
         )
+        self.data_paths[model.name] = embeddings.data_path
+        return embeddings
 
     def _score(self, model: BaseModel, task: BaseTask, embeddings: Any) -> pd.DataFrame:
-        """Distances and performance of ``task`` for every layer of ``model``; stores both."""
+        """``task.evaluate`` for every layer of ``model``; stores the performance and distances."""
         import pandas as pd
 
-        from facebench.engine import pair_distances
+        from facebench.layer_view import LayerView
 
-        img1, img2 = task.image_paths()
+        names = task.image_names()
+        paths = [task.images_path / name for name in names]
         distance_frames, performance_frames = [], []
         for layer in model.output_layers:
-            distances = pair_distances(embeddings, layer, img1, img2, task.metric)
-            pairs = task.pairs_df.copy()
-            pairs[DISTANCE_COLUMN] = distances
-            performance = task.compute_task_performance(pairs).copy()
+            result = task.evaluate(LayerView(embeddings, layer, paths, names))
+            performance = result.performance.copy()
             performance.insert(0, "Task Name", task.name)
             performance.insert(0, LAYER_COLUMN, layer)
             performance.insert(0, "Model Name", model.name)
-            pairs.insert(0, LAYER_COLUMN, layer)
-            distance_frames.append(pairs)
             performance_frames.append(performance)
-        distances_df = pd.concat(distance_frames, ignore_index=True)
+            if result.distances is not None:
+                pairs = result.distances.copy()
+                pairs.insert(0, LAYER_COLUMN, layer)
+                distance_frames.append(pairs)
         performance_df = pd.concat(performance_frames, ignore_index=True)
-        self.model_task_distances_dfs.setdefault(model.name, {})[task.name] = distances_df
+        if distance_frames:
+            distances_df = pd.concat(distance_frames, ignore_index=True)
+            self.model_task_distances_dfs.setdefault(model.name, {})[task.name] = distances_df
         previous = self.tasks_performance_dfs.get(task.name)
         if previous is not None:
             previous = previous[previous["Model Name"] != model.name]
             performance_df = pd.concat([previous, performance_df], ignore_index=True)
         self.tasks_performance_dfs[task.name] = performance_df
-        log.info("model %s, task %s: done (%d layer(s))", model.name, task.name, len(distance_frames))
+        log.info("model %s, task %s: done (%d layer(s))", model.name, task.name, len(performance_frames))
         return performance_df[performance_df["Model Name"] == model.name].reset_index(drop=True)
+
+    def run_analyses(self) -> dict[str, pd.DataFrame]:
+        """Run every analysis on views of every embedded model-layer (failures are recorded).
+
+        An analysis reads its own images table's images, or else every image of the run's tasks.
+        """
+        from facebench.layer_view import LayerView
+
+        task_paths: dict[Path, None] = {}
+        for task in self.tasks.values():
+            task_paths.update(dict.fromkeys(task.embedded_images()))
+        for analysis in self.analyses.values():
+            paths = analysis.image_paths() or list(task_paths)
+            names = analysis.image_names() or [str(path) for path in paths]
+            try:
+                if not self.embeddings:
+                    raise ConfigError(f"analysis {analysis.name!r}: no model was embedded")
+                views = {
+                    (model_name, layer): LayerView(embeddings, layer, paths, names)
+                    for model_name, embeddings in self.embeddings.items()
+                    for layer in embeddings.layers
+                }
+                log.info("analysis %s: %d model-layer(s), %d image(s)", analysis.name, len(views), len(paths))
+                self.analysis_results[analysis.name] = analysis.run(views)
+            except Exception as exc:
+                self._record("analysis", exc, analysis=analysis.name)
+        return self.analysis_results
 
     def _record(self, stage: str, exc: BaseException, **where: str | None) -> None:
         failure = Failure(
@@ -272,7 +427,7 @@ class MultiModelTaskManager:
             **where,
         )
         self.failures.append(failure)
-        log.error("FAILED %s (%s): %s", failure.where(), stage, failure.error)
+        log.debug("FAILED %s (%s): %s", failure.where(), stage, failure.error)  # listed once, at the end
 
     @staticmethod
     def _get(items: dict[str, Any], kind: str, name: str) -> Any:
@@ -284,17 +439,65 @@ class MultiModelTaskManager:
 
     # ------------------------------------------------------------------ exports
     def export_all(self, export_path: str | Path, plots: bool = True) -> list[Path]:
-        """Every export below plus results.json; an export that fails is recorded as a failure."""
-        export_path = Path(export_path)
+        """Every export below plus results.json and the report, written into a fresh folder
+        beside ``export_path`` and then swapped in (:mod:`facebench.runfolder`), so the output
+        folder always holds one whole run. An export that fails (disk full, read-only: the
+        message names the file) is recorded as a failure and makes the status ``export
+        failed``; such a run, like an interrupted one, never replaces a complete run.
+        :attr:`output_folder` says where the run's files ended up."""
+        from facebench.runfolder import RunFolder
+
+        run_folder = RunFolder(export_path)
+        try:
+            staging = run_folder.start()
+        except OSError as exc:
+            self._record("export", exc)
+            self._export_failed()
+            return []
         steps = [self.export_computed_metrics, self.export_unified_summary]
         steps.append(self.export_model_results_by_task if plots else self.export_performance_tables)
+        steps.append(self.export_analyses if plots else self.export_analysis_tables)
         for step in steps:
             try:
-                step(export_path)
+                step(staging)
             except Exception as exc:
                 self._record("export", exc)
-        self.export_results_json(export_path)
+                self._export_failed()
+        try:
+            self.export_results_json(staging)
+            self.export_report(staging)
+        except OSError as exc:
+            self._record("export", exc)
+            self._export_failed()
+        try:
+            self.output_folder = run_folder.finish(self.status)
+        except OSError as exc:
+            self._record("export", exc)
+            self.output_folder = staging
+        self.written_files = [
+            self.output_folder / path.relative_to(staging) if path.is_relative_to(staging) else path
+            for path in self.written_files
+        ]
         return self.written_files
+
+    def _export_failed(self) -> None:
+        if self.status != "interrupted":
+            self.status = "export failed"
+
+    def export_report(self, export_path: str | Path) -> Path | None:
+        """``report.html`` (:mod:`facebench.report`), made from the files just written. A report
+        that fails is recorded as a failure (results.json is rewritten to say so), never raised."""
+        try:
+            from facebench.report import write_report
+
+            path = write_report(export_path)
+        except Exception as exc:
+            self._record("report", exc)
+            path = None
+        else:
+            self.written_files.append(path)
+        self.export_results_json(export_path)
+        return path
 
     def export_computed_metrics(self, export_path: str | Path) -> list[Path]:
         """``distances/<model>/<layer>/<task>.csv``: each task's pairs with their distances."""
@@ -332,8 +535,33 @@ class MultiModelTaskManager:
             try:
                 plots = task.plot(folder, performance, pairs_distances=self.distances_for_task(task_name))
                 plots += self._layer_curves(task, performance, folder)
+            except OSError:
+                raise  # a file that cannot be written fails the export, not just this plot
             except Exception as exc:
                 self._record("plot", exc, task=task_name)
+                continue
+            self.written_files += plots
+            written += plots
+        return written
+
+    def export_analysis_tables(self, export_path: str | Path) -> list[Path]:
+        """``analyses/<analysis>.csv``: each analysis's tidy table."""
+        written = [
+            write_csv_atomic(frame, Path(export_path) / "analyses" / f"{safe_filename(name)}.csv")
+            for name, frame in self.analysis_results.items()
+        ]
+        self.written_files += written
+        return written
+
+    def export_analyses(self, export_path: str | Path) -> list[Path]:
+        """The analysis tables plus each analysis's plots in ``plots/analyses/<analysis>/``."""
+        written = self.export_analysis_tables(export_path)
+        for name, frame in self.analysis_results.items():
+            folder = Path(export_path) / "plots" / "analyses" / safe_filename(name)
+            try:
+                plots = self.analyses[name].plot(folder, frame)
+            except Exception as exc:
+                self._record("plot", exc, analysis=name)
                 continue
             self.written_files += plots
             written += plots
@@ -363,7 +591,9 @@ class MultiModelTaskManager:
                 continue
             band = None
             if self.human_percentiles is not None and not has_conditions:
-                band = self.human_percentiles.band(f"{task.name}: {column}")
+                band = self.human_percentiles.band(f"{task.name}: {task.human_columns.get(column, column)}")
+            if band is None:
+                band = task.reference_band(column, performance)
             written += layer_curve_plot(
                 performance,
                 column,
@@ -418,7 +648,15 @@ def _add_unique(into: dict[str, Any], item: Any, kind: str) -> None:
             f"two {kind}s are named {name!r}; {kind} names must be unique because results are "
             f"keyed by them. Give one of them another name (name=...)."
         )
+    check_distinct_file_names([*into, name], kind)
     into[name] = item
+
+
+def _names_file(message: str, path: Path) -> bool:
+    """Whether ``message`` names the file ``path`` (as given, or made absolute and normalised)."""
+    return any(
+        re.search(re.escape(form) + r"(?![\w.-])", message) for form in {str(path), os.path.abspath(path)}
+    )
 
 
 def _model_first(frame: pd.DataFrame) -> pd.DataFrame:

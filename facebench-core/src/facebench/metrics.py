@@ -18,8 +18,15 @@ MetricFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``1 - cos(a_i, b_i)``, as ``scipy.spatial.distance.cosine``."""
-    return 1.0 - F.cosine_similarity(a, b, dim=1, eps=1e-12)
+    """``1 - cos(a_i, b_i)``, as ``scipy.spatial.distance.cosine``.
+
+    Where the cosine is undefined: two all-zero rows are identical, distance 0 (two black
+    images must not score as different); one all-zero row against a non-zero one has distance 1
+    (no direction in common). scipy returns NaN for both.
+    """
+    distance = 1.0 - F.cosine_similarity(a, b, dim=1, eps=1e-12)
+    both_zero = (a == 0).all(dim=1) & (b == 0).all(dim=1)
+    return torch.where(both_zero, torch.zeros_like(distance), distance)
 
 
 def euclidean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -38,8 +45,17 @@ def manhattan_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def correlation_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``1 - pearson(a_i, b_i)`` over the feature axis, as ``scipy.spatial.distance.correlation``."""
-    return cosine_distance(a - a.mean(dim=1, keepdim=True), b - b.mean(dim=1, keepdim=True))
+    """``1 - pearson(a_i, b_i)`` over the feature axis, as ``scipy.spatial.distance.correlation``.
+
+    Where Pearson's r is undefined (a constant row): two constant rows have distance 0 (no
+    pattern tells them apart), one constant row against a varying one distance 1 (r taken as 0).
+    """
+    centred_a = a - a.mean(dim=1, keepdim=True)
+    centred_b = b - b.mean(dim=1, keepdim=True)
+    distance = 1.0 - F.cosine_similarity(centred_a, centred_b, dim=1, eps=1e-12)
+    constant_a, constant_b = (a == a[:, :1]).all(dim=1), (b == b[:, :1]).all(dim=1)
+    distance = torch.where(constant_a | constant_b, torch.ones_like(distance), distance)
+    return torch.where(constant_a & constant_b, torch.zeros_like(distance), distance)
 
 
 @dataclass(frozen=True)

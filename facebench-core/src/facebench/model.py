@@ -1,10 +1,17 @@
 """The contract a model plugin implements: build a network, preprocess an image, return layers.
 
 A subclass implements :meth:`BaseModel._build_model` and usually overrides
-:meth:`BaseModel._default_preprocess` (the preprocessing its weights were trained with),
-:meth:`BaseModel.hub_weights_id` (which downloaded weights it uses) and
-:meth:`BaseModel.model_options` (options that change its outputs). Everything else — lazy
-building, layer hooks, reductions, device, precision, identity — is done here.
+:meth:`BaseModel.default_preprocessing` (the :class:`~facebench.preprocessing.Preprocessing`
+its weights were trained with) and :meth:`BaseModel.hub_weights_id` (which downloaded weights
+it uses). Everything else — lazy building, layer hooks, reductions, device, precision,
+identity — is done here.
+
+Options are the constructor's annotated keyword parameters with defaults, each stored as an
+attribute of the same name (``self.arch = arch``); :class:`~facebench.registry.Registry`
+converts and checks values against the annotations (:mod:`facebench.typed_options`). Every
+declared option changes the model's outputs and is part of :attr:`BaseModel.identity`, except
+BaseModel's own run-time and separately-recorded ones (:data:`NON_OUTPUT_OPTIONS`) and those a
+subclass lists in ``non_output_options``.
 
 Layers are ``named_modules()`` names. All requested layers come from ONE forward pass; each
 hooked output is reduced and copied at hook time, so an in-place op that follows the layer
@@ -21,6 +28,7 @@ Reductions turn a layer's output into one ``(B, D)`` row per image:
 from __future__ import annotations
 
 import abc
+import copy
 import hashlib
 import inspect
 import json
@@ -29,7 +37,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from PIL import Image
@@ -37,12 +45,34 @@ from torch import Tensor
 
 from facebench.device import autocast_dtype, resolve_device
 from facebench.errors import ConfigError, UnknownNameError, WeightsError
+from facebench.module_calls import reused_layer_message, trace_calls
+from facebench.preprocessing import FIELDS as PREPROCESSING_FIELDS
+from facebench.preprocessing import MODEL_DEFAULT, Preprocessing
+from facebench.provenance import code_identity
 from facebench.registry import unknown_name_message
 
 REDUCTIONS = ("flatten", "mean", "cls")
 FINAL_OUTPUT = "output"
 
 PreprocessFunction = Callable[[Image.Image], Tensor]
+ImageStep = Callable[[Image.Image], Image.Image]
+
+# BaseModel options that are not part of ``model_options()``: the name, where outputs go
+# (device, layers), and what identity records on its own (weights fingerprint and seed,
+# preprocessing, precision) or the cache keys separately (reduction, per layer table).
+NON_OUTPUT_OPTIONS: frozenset[str] = frozenset(
+    {
+        "name",
+        "weights_path",
+        "extract_layers",
+        "preprocess_function",
+        "reduction",
+        "device",
+        "precision",
+        "seed",
+        *PREPROCESSING_FIELDS,
+    }
+)
 
 
 class BaseModel(abc.ABC):
@@ -51,7 +81,9 @@ class BaseModel(abc.ABC):
 
     default_layers: ClassVar[tuple[str, ...]] = ()  # () means the model's final output
     default_reduction: ClassVar[str] = "flatten"
-    image_size: ClassVar[int] = 224  # for the default ImageNet preprocessing
+    image_size: ClassVar[int] = 224  # resize and crop of the default ImageNet preprocessing
+    non_output_options: ClassVar[frozenset[str]] = frozenset()  # a subclass's options outside identity
+    alignment_template: ClassVar[str] = "crop"  # align=mtcnn's target (facebench.alignment.TEMPLATES)
 
     def __init__(
         self,
@@ -63,7 +95,36 @@ class BaseModel(abc.ABC):
         device: str = "auto",
         precision: str = "fp32",
         seed: int = 0,
+        resize: int | tuple[int, int] | None = MODEL_DEFAULT,
+        crop: int | tuple[int, int] | None = MODEL_DEFAULT,
+        mean: tuple[float, float, float] = MODEL_DEFAULT,
+        std: tuple[float, float, float] = MODEL_DEFAULT,
+        grayscale: bool = MODEL_DEFAULT,
+        interpolation: Literal["bilinear", "bicubic", "nearest", "lanczos", "box"] = MODEL_DEFAULT,
+        align: Literal["none", "mtcnn"] = "none",
+        on_no_face: Literal["error", "skip", "center-crop"] = "error",
     ) -> None:
+        """Options every model has.
+
+        - ``name``: the model's name in results (default: the class name).
+        - ``weights_path``: a local checkpoint file to load instead of the default weights.
+        - ``extract_layers``: layer names to read (``facebench layers MODEL``); default: the model's.
+        - ``preprocess_function``: a PIL image -> (C, H, W) tensor callable replacing the preprocessing.
+        - ``reduction``: flatten, mean or cls (or a layer -> reduction mapping).
+        - ``device``: auto, cpu, cuda, cuda:N or mps.
+        - ``precision``: fp32, fp16 or bf16 (autocast on accelerators).
+        - ``seed``: seeds random weights.
+        - ``resize``: shorter side in pixels, or [height, width] for an exact size, or none.
+        - ``crop``: centre-crop size (pixels or [height, width]), or none.
+        - ``mean``: per-channel normalisation mean of the 0-1 RGB values.
+        - ``std``: per-channel normalisation standard deviation.
+        - ``grayscale``: convert images to grey (three equal channels) before normalising.
+        - ``interpolation``: resampling of the resize: bilinear, bicubic, nearest, lanczos or box.
+        - ``align``: mtcnn finds each face and aligns it to the model's ``alignment_template`` first
+          (:mod:`facebench.alignment`); none uses the images as they are.
+        - ``on_no_face``: with align, images without a face are an error (all listed at once), or
+          skip (a run leaves out their pairs), or center-crop (a centre crop is used instead).
+        """
         self.name = name or type(self).__name__
         self.weights_path = Path(weights_path).expanduser() if weights_path is not None else None
         if isinstance(extract_layers, str):
@@ -76,8 +137,14 @@ class BaseModel(abc.ABC):
         self.precision = precision
         self._autocast_dtype = autocast_dtype(precision, self.device)
         self.seed = int(seed)
+        self.resize, self.crop, self.mean, self.std = resize, crop, mean, std
+        self.grayscale, self.interpolation = grayscale, interpolation
+        self._preprocessing_overrides = self._check_preprocessing_overrides()
+        self.align, self.on_no_face = align, on_no_face
+        self._align_step: ImageStep | None = None
         self._model: torch.nn.Module | None = None
         self._preprocess: PreprocessFunction | None = None
+        self._preprocessing: Preprocessing | None = None
         self._identity: str | None = None
 
     # ----------------------------------------------------------------- to implement
@@ -89,18 +156,23 @@ class BaseModel(abc.ABC):
         """One forward pass; override when the network needs more than ``model(tensor)``."""
         return self.model(tensor)
 
-    def _default_preprocess(self) -> PreprocessFunction:
-        """The preprocessing used when none is given: ImageNet resize, centre crop, normalise."""
-        from torchvision import transforms
+    def default_preprocessing(self) -> Preprocessing:
+        """The preprocessing the weights were trained with (what options override). Default:
+        ImageNet's — resize the shorter side to :attr:`image_size`, centre crop it, normalise."""
+        return Preprocessing(resize=self.image_size, crop=self.image_size)
 
-        return transforms.Compose(
-            [
-                transforms.Resize(self.image_size),
-                transforms.CenterCrop(self.image_size),
-                transforms.ToTensor(),
-                transforms.Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
-            ]
-        )
+    def image_step(self) -> ImageStep | None:
+        """A PIL -> PIL step before :attr:`preprocessing` (face alignment), or None. A model with
+        one is preprocessed image by image on the CPU (:attr:`batch_preprocessing` is None).
+        Default: with ``align=mtcnn``, :class:`facebench.alignment.AlignStep` to
+        :attr:`alignment_template`."""
+        if self.align == "none":
+            return None
+        if self._align_step is None:
+            from facebench.alignment import AlignStep
+
+            self._align_step = AlignStep(self.alignment_template, self.on_no_face)
+        return self._align_step
 
     def hub_weights_id(self) -> str | None:
         """An id of downloaded weights (``"torchvision:VGG16_Weights.IMAGENET1K_V1"``), or None
@@ -108,8 +180,23 @@ class BaseModel(abc.ABC):
         return None
 
     def model_options(self) -> dict[str, Any]:
-        """Options that change the model's outputs (JSON-serialisable); part of :attr:`identity`."""
-        return {}
+        """The options that change the model's outputs, from the constructor's declarations:
+        every declared option's attribute except :data:`NON_OUTPUT_OPTIONS` and the class's
+        ``non_output_options``. Part of :attr:`identity`; not written by hand."""
+        from facebench.typed_options import declared_options, json_value
+
+        excluded = NON_OUTPUT_OPTIONS | type(self).non_output_options
+        options: dict[str, Any] = {}
+        for name in declared_options(type(self)):
+            if name in excluded:
+                continue
+            if not hasattr(self, name):
+                raise TypeError(
+                    f"{type(self).__qualname__} declares the option {name!r} but has no attribute "
+                    f"{name!r}; store it (self.{name} = {name}) or list it in non_output_options"
+                )
+            options[name] = json_value(getattr(self, name))
+        return options
 
     # ----------------------------------------------------------------- building
     @property
@@ -123,6 +210,16 @@ class BaseModel(abc.ABC):
             self._model = module.eval().requires_grad_(False).to(self.device)
         return self._model
 
+    def unbuilt_copy(self, device: str | torch.device | None = None) -> BaseModel:
+        """A shallow copy without the built network (cheap to send to another process, which
+        builds its own on first use), on ``device`` when given."""
+        clone = copy.copy(self)
+        clone._model = None
+        if device is not None:
+            clone.device = resolve_device(device)
+            clone._autocast_dtype = autocast_dtype(self.precision, clone.device)
+        return clone
+
     def layer_names(self) -> list[str]:
         """The names of every extractable layer, as ``named_modules()`` gives them."""
         return [name for name, _ in self.model.named_modules() if name]
@@ -134,6 +231,66 @@ class BaseModel(abc.ABC):
             self._validate_layers(list(known))
         else:
             _ = self.model
+
+    def check_layers_before_building(self, known: Sequence[str] | None = None) -> None:
+        """Fail before any model runs if a requested layer does not exist, or runs more than
+        once per forward pass, without building the network: names are checked against
+        ``known`` (names a cache recorded), else against the network built on the meta device
+        (no memory; :func:`load_weights` loads nothing there), where one forward pass of a
+        meta tensor (no computation) finds reused layers. What cannot be done on the meta
+        device is checked when the network is built and run."""
+        if self._model is not None:
+            self._check_layers(self._model)
+            return
+        if known is not None:
+            self._validate_layers(list(known))
+            return
+        module = self._build_on_meta()
+        if module is None:
+            return
+        self._check_layers(module)
+        calls = self._trace_on_meta(module)
+        message = reused_layer_message(self.name, calls or {}, self.extract_layers)
+        if message is not None:
+            raise ConfigError(message)
+
+    def _build_on_meta(self) -> torch.nn.Module | None:
+        """The network built on the meta device, or None if it cannot be."""
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                return self._build_model()
+        except Exception:
+            return None
+
+    def _trace_on_meta(self, module: torch.nn.Module) -> dict[str, list[str]] | None:
+        """:func:`trace_calls` of ``module`` called on a meta image batch of the preprocessed
+        size, or None when that fails (a model whose :meth:`_forward` does more than call it)."""
+        try:
+            size: Any = self.image_size
+            if self.preprocess_function is None:
+                preprocessing = self.preprocessing
+                if preprocessing.crop is not None:
+                    size = preprocessing.crop
+                elif isinstance(preprocessing.resize, tuple):
+                    size = preprocessing.resize
+            height, width = (size, size) if isinstance(size, int) else size
+            module.eval()  # as the built network runs
+            with torch.inference_mode():
+                return trace_calls(module, lambda: module(torch.empty(1, 3, height, width, device="meta")))
+        except Exception:
+            return None
+
+    def layer_calls(self) -> dict[str, list[str]] | None:
+        """How often each layer runs in one forward pass, and after what
+        (:func:`facebench.module_calls.trace_calls`), traced on one grey image; None when that
+        pass fails (e.g. a face-alignment step finds no face in it)."""
+        try:
+            side = max(256, self.image_size)
+            tensor = self.get_preprocess_function()(Image.new("RGB", (side, side), (128, 128, 128)))
+            with torch.inference_mode():
+                return trace_calls(self.model, lambda: self._forward(tensor.unsqueeze(0).to(self.device)))
+        except Exception:
+            return None
 
     def _check_layers(self, module: torch.nn.Module) -> None:
         self._validate_layers([name for name, _ in module.named_modules() if name])
@@ -183,10 +340,48 @@ class BaseModel(abc.ABC):
         return reductions
 
     # ----------------------------------------------------------------- preprocessing
+    def _check_preprocessing_overrides(self) -> dict[str, Any]:
+        """The preprocessing options that were given, checked now (before anything is built)."""
+        given = {
+            field: getattr(self, field)
+            for field in PREPROCESSING_FIELDS
+            if getattr(self, field) is not MODEL_DEFAULT
+        }
+        if given and self.preprocess_function is not None:
+            raise ConfigError(
+                f"model {self.name!r}: preprocess_function replaces the preprocessing, so "
+                f"{', '.join(given)} cannot be given with it; drop one or the other"
+            )
+        try:
+            Preprocessing().replace(**given)
+        except ConfigError as exc:
+            raise ConfigError(f"model {self.name!r}: {exc}") from None
+        return given
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """:meth:`default_preprocessing` with the preprocessing options that were given."""
+        if self._preprocessing is None:
+            self._preprocessing = self.default_preprocessing().replace(**self._preprocessing_overrides)
+        return self._preprocessing
+
+    @property
+    def batch_preprocessing(self) -> Preprocessing | None:
+        """:attr:`preprocessing` when images may be preprocessed as decoded uint8 tensors
+        (:meth:`Preprocessing.apply_to_batch`, e.g. on the GPU); None when a custom
+        ``preprocess_function`` or an :meth:`image_step` needs the PIL path."""
+        if self.preprocess_function is not None or self.image_step() is not None:
+            return None
+        return self.preprocessing
+
     def get_preprocess_function(self) -> PreprocessFunction:
         """The PIL RGB image -> ``(C, H, W)`` float tensor function this model uses."""
         if self._preprocess is None:
-            self._preprocess = self.preprocess_function or self._default_preprocess()
+            if self.preprocess_function is not None:
+                self._preprocess = self.preprocess_function
+            else:
+                step, transform = self.image_step(), self.preprocessing.transform()
+                self._preprocess = transform if step is None else _StepThenTransform(step, transform)
         return self._preprocess
 
     def preprocess_image(self, path: str | Path) -> Tensor:
@@ -200,14 +395,17 @@ class BaseModel(abc.ABC):
         """``{layer: (B, D) float32 tensor}`` for every output layer, from ONE forward pass."""
         module = self.model
         outputs: dict[str, Tensor] = {}
+        calls: dict[str, int] = {}
         with ExitStack() as stack:
             for layer in self.extract_layers:
-                hook = module.get_submodule(layer).register_forward_hook(self._capture(layer, outputs))
+                hook = module.get_submodule(layer).register_forward_hook(self._capture(layer, outputs, calls))
                 stack.callback(hook.remove)
             stack.enter_context(torch.inference_mode())
             if self._autocast_dtype is not None:
                 stack.enter_context(torch.autocast(self.device.type, dtype=self._autocast_dtype))
             final = self._forward(tensor.to(self.device, non_blocking=True))
+            if any(count > 1 for count in calls.values()):
+                self._refuse_reused_layers(tensor, calls)
         if not self.extract_layers:
             outputs[FINAL_OUTPUT] = reduce_output(_first_tensor(final), self.reduction_for(FINAL_OUTPUT))
         missing = [layer for layer in self.extract_layers if layer not in outputs]
@@ -218,14 +416,25 @@ class BaseModel(abc.ABC):
             )
         return outputs
 
-    def _capture(self, layer: str, outputs: dict[str, Tensor]) -> Callable[..., None]:
+    def _capture(self, layer: str, outputs: dict[str, Tensor], calls: dict[str, int]) -> Callable[..., None]:
         reduction = self.reduction_for(layer)
 
         def hook(_module: torch.nn.Module, _inputs: Any, output: Any) -> None:
+            calls[layer] = calls.get(layer, 0) + 1
             # copy now: a following in-place op (ReLU(inplace=True)) would change the tensor
             outputs[layer] = reduce_output(_first_tensor(output), reduction, layer)
 
         return hook
+
+    def _refuse_reused_layers(self, tensor: Tensor, counts: dict[str, int]) -> None:
+        """Raise :class:`ConfigError` naming each requested layer that ran more than once, and
+        the calls (traced in a second pass over ``tensor``)."""
+        traced = trace_calls(self.model, lambda: self._forward(tensor.to(self.device)))
+        message = reused_layer_message(self.name, traced, self.extract_layers)
+        if message is None:  # the second pass differed: report the counts of the first
+            reused = ", ".join(f"{layer!r} ({n} times)" for layer, n in counts.items() if n > 1)
+            message = f"model {self.name!r}: {reused} ran more than once in one forward pass"
+        raise ConfigError(message)
 
     # ----------------------------------------------------------------- identity
     def weights_fingerprint(self) -> str:
@@ -238,15 +447,22 @@ class BaseModel(abc.ABC):
         return f"random:seed={self.seed}"
 
     def preprocess_id(self) -> str:
-        """A stable description of the preprocessing (the transform's repr, or its ``preprocess_id``)."""
-        return describe_callable(self.get_preprocess_function())
+        """A stable description of the preprocessing: :attr:`preprocessing` as JSON (after the
+        image step's ``preprocess_id`` or repr, if any), or a custom function's description."""
+        if self.preprocess_function is not None:
+            return describe_callable(self.preprocess_function)
+        text = json.dumps(self.preprocessing.describe(), sort_keys=True)
+        step = self.image_step()
+        return text if step is None else f"{describe_callable(step)} then {text}"
 
     @property
     def identity(self) -> str:
-        """A sha256 over the class, weights fingerprint, preprocessing and options: keys the cache."""
+        """A sha256 over the class and its code (:func:`facebench.provenance.code_identity`),
+        weights fingerprint, preprocessing and options: keys the cache."""
         if self._identity is None:
             payload = {
                 "class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "code": code_identity(type(self)),
                 "weights": self.weights_fingerprint(),
                 "preprocess": self.preprocess_id(),
                 "options": self.model_options(),
@@ -261,6 +477,7 @@ class BaseModel(abc.ABC):
         return {
             "name": self.name,
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "code": code_identity(type(self)),
             "identity": self.identity,
             "weights_fingerprint": self.weights_fingerprint(),
             "weights_path": str(self.weights_path) if self.weights_path else None,
@@ -275,6 +492,20 @@ class BaseModel(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, layers={self.output_layers})"
+
+
+class _StepThenTransform:
+    """A PIL -> PIL step, then a PIL -> tensor transform."""
+
+    def __init__(self, step: ImageStep, transform: PreprocessFunction) -> None:
+        self.step = step
+        self.transform = transform
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        return self.transform(self.step(image))
+
+    def __repr__(self) -> str:
+        return f"{self.step!r} then {self.transform!r}"
 
 
 def _first_tensor(output: Any) -> Tensor:
@@ -359,11 +590,19 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found is None:
+        text = str(exc)
+        if "Weights only load failed" not in text and "WeightsUnpickler" not in text:
             raise WeightsError(
                 f"weights file {str(path)!r} is not a torch checkpoint (it cannot be unpickled); "
                 f"save one with torch.save(model.state_dict(), path)"
+            ) from None
+        # torch's safe unpickler refused it; torch 2.4-2.6 say "Unsupported global: GLOBAL x",
+        # torch 2.14 "Trying to load unsupported GLOBAL x whose module y is blocked"
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", text)
+        if found is None:  # not a pickle torch writes (e.g. "Unsupported operand 149")
+            raise WeightsError(
+                f"weights file {str(path)!r} is not a torch checkpoint that can be read safely "
+                f"({_unpickler_detail(text)}); save one with torch.save(model.state_dict(), path)"
             ) from None
         raise WeightsError(
             f"weights file {str(path)!r} holds a Python object ({found.group(1)}) besides tensors, "
@@ -386,15 +625,37 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
 
 
 def load_weights(module: torch.nn.Module, path: str | Path, strict: bool = True) -> None:
-    """Load a local checkpoint into ``module``; mismatched keys become a :class:`WeightsError`."""
+    """Load a local checkpoint into ``module``; mismatched keys become a :class:`WeightsError`.
+
+    A module on the meta device (:meth:`BaseModel.check_layers_before_building`) has no values
+    to load into: nothing is read."""
+    if any(parameter.is_meta for parameter in module.parameters()):
+        return
     state_dict = load_state_dict_file(path)
     try:
         module.load_state_dict(state_dict, strict=strict)
     except RuntimeError as exc:
         raise WeightsError(
-            f"weights file {str(path)!r} does not fit {type(module).__name__}: {_first_line(exc, 400)}. "
+            f"weights file {str(path)!r} does not fit {type(module).__name__}: {state_dict_mismatch(exc)}. "
             f"Check the model options (e.g. num_identities) match the checkpoint"
         ) from None
+
+
+def state_dict_mismatch(exc: RuntimeError, limit: int = 10) -> str:
+    """What ``load_state_dict`` reported, on one line: every missing or unexpected key and each
+    size mismatch with both shapes (the first ``limit`` lines, and how many more)."""
+    lines = [line.strip().rstrip(".") for line in str(exc).strip().splitlines()[1:] if line.strip()]
+    lines = [re.sub(r"torch\.Size\((\[[^\]]*\])\)", r"\1", line) for line in lines]
+    if not lines:
+        return _first_line(exc, 400)
+    more = f"; and {len(lines) - limit} more" if len(lines) > limit else ""
+    return "; ".join(lines[:limit]) + more
+
+
+def _unpickler_detail(text: str) -> str:
+    """The safe unpickler's own reason, from torch's long message."""
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    return (found.group(1) if found else "refused by torch's safe unpickler").strip()[:200]
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:

@@ -13,6 +13,10 @@
 
 Values are read as text; a column other than ``img1``/``img2`` whose every value is a number
 becomes numeric. Empty cells are missing values.
+
+:func:`read_table_file` reads an *images table* (one row per image: an ``image`` column and any
+per-image columns such as identity, gender or condition) with the same quirks; a header-less
+file's first column is ``image``.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import numpy as np
 import pandas as pd
 
 from facebench.errors import DataError
+from facebench.textfiles import read_utf8
 
 IMAGE_COLUMNS = ("img1", "img2")
+TABLE_IMAGE_COLUMN = "image"
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
@@ -38,16 +44,37 @@ MAX_LISTED = 5
 
 def read_pairs_file(path: str | Path) -> pd.DataFrame:
     """The pairs in ``path`` as a DataFrame, quirks handled (see the module docstring)."""
+    return _read_file(Path(path), "pairs file", "image pair", "pairs", IMAGE_COLUMNS)
+
+
+def read_table_file(path: str | Path) -> pd.DataFrame:
+    """The images table in ``path``: an ``image`` column (no empty cell, no name twice) and any
+    per-image columns, quirks handled as for pairs files."""
     path = Path(path)
+    frame = _read_file(path, "images table", "image", "images", (TABLE_IMAGE_COLUMN,))
+    require_columns(frame, (TABLE_IMAGE_COLUMN,), path)
+    check_no_missing(frame, TABLE_IMAGE_COLUMN, path)
+    repeated = frame[TABLE_IMAGE_COLUMN].duplicated().to_numpy()
+    if repeated.any():
+        names = ", ".join(repr(n) for n in frame[TABLE_IMAGE_COLUMN][repeated].unique()[:MAX_LISTED])
+        raise DataError(
+            f"{path}: an images table lists each image once; {names} appear more than once "
+            f"({_rows_text(repeated).replace('pair', 'row')})"
+        )
+    return frame
+
+
+def _read_file(path: Path, kind: str, unit: str, units: str, image_columns: tuple[str, ...]) -> pd.DataFrame:
     if not path.is_file():
-        raise DataError(f"pairs file {str(path)!r} does not exist (or is not a file)")
-    text = path.read_text(encoding="utf-8-sig")
+        raise DataError(f"{kind} {str(path)!r} does not exist (or is not a file)")
+    text = read_utf8(path, kind, DataError)
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
-        raise DataError(f"pairs file {str(path)!r} is empty; it needs one line per image pair")
+        raise DataError(f"{kind} {str(path)!r} is empty; it needs one line per {unit}")
     separator = _separator(lines[0])
     fields = _split(lines[0], separator)
-    has_header = not (len(fields) >= 2 and all(_looks_like_image(f) for f in fields[:2]))
+    width = len(image_columns)
+    has_header = not (len(fields) >= width and all(_looks_like_image(f) for f in fields[:width]))
     try:
         frame = pd.read_csv(
             path,
@@ -61,19 +88,19 @@ def read_pairs_file(path: str | Path) -> pd.DataFrame:
             engine="python" if separator == r"\s+" else "c",
         )
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"pairs file {str(path)!r} could not be read as a table: {exc}") from exc
+        raise DataError(f"{kind} {str(path)!r} could not be read as a table: {exc}") from exc
     if not has_header:
-        frame.columns = [*IMAGE_COLUMNS, *(f"column{i + 1}" for i in range(2, frame.shape[1]))][
+        frame.columns = [*image_columns, *(f"column{i + 1}" for i in range(width, frame.shape[1]))][
             : frame.shape[1]
         ]
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.loc[:, [not UNNAMED_COLUMN.match(c) for c in frame.columns]]
     if frame.empty:
         raise DataError(
-            f"pairs file {str(path)!r} has a header but no pairs "
-            f"(columns: {columns_text(frame)}); add one line per image pair"
+            f"{kind} {str(path)!r} has a header but no {units} "
+            f"(columns: {columns_text(frame)}); add one line per {unit}"
         )
-    return _tidy(frame)
+    return _tidy(frame, (*IMAGE_COLUMNS, TABLE_IMAGE_COLUMN))
 
 
 def _separator(first_line: str) -> str:
@@ -93,12 +120,12 @@ def _looks_like_image(field: str) -> bool:
     return Path(field).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
-    """Strip whitespace, mark empty cells missing, make all-number columns numeric."""
+def _tidy(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.DataFrame:
+    """Strip whitespace, mark empty cells missing, make all-number columns (but image names) numeric."""
     tidy = {}
     for column in frame.columns:
         values = frame[column].astype("string").str.strip().replace("", pd.NA)
-        if column not in IMAGE_COLUMNS and values.notna().any():
+        if column not in text_columns and values.notna().any():
             try:
                 numbers = pd.to_numeric(values)
             except (ValueError, TypeError):

@@ -7,15 +7,18 @@ matplotlib is imported inside the functions (Agg backend), so importing this mod
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facebench.errors import DataError
 from facebench.results import atomic_path, safe_filename
+from facebench.textfiles import read_utf8
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,10 +33,12 @@ HUMAN_COLOR = "#555555"
 
 @dataclass(frozen=True)
 class HumanBand:
-    """Human reference for one metric: a shaded ``low``-``high`` band and a ``median`` line."""
+    """Human reference for one metric: a shaded ``low``-``high`` band and a ``median`` line
+    (none when ``median`` is None, e.g. a noise ceiling). With no median and ``low == high`` it
+    is a single reference value drawn as a dotted line (e.g. a probe's chance level)."""
 
     low: float
-    median: float
+    median: float | None
     high: float
     label: str = "Humans"
 
@@ -59,7 +64,7 @@ class HumanPercentiles:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"human percentiles file {str(path)!r} does not exist")
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(io.StringIO(read_utf8(path, "human percentiles file", DataError)))
         if LAYER_COLUMN not in frame.columns:
             raise DataError(
                 f"{str(path)!r}: no {LAYER_COLUMN!r} column; expected one row per percentile "
@@ -83,18 +88,36 @@ class HumanPercentiles:
     def columns(self) -> list[str]:
         return sorted(self.table)
 
-    def band(self, column: str, low: float = 25.0, high: float = 75.0) -> HumanBand | None:
-        """The ``low``-``high`` percentile band and median of ``column``, or None if absent.
+    def quantiles(self, column: str) -> tuple[list[float], list[float]] | None:
+        """``column``'s tabulated percentiles and values, both ascending, or None if absent.
 
-        Percentiles between the tabulated ones are interpolated linearly.
+        A table whose values decrease somewhere between percentiles (quantile crossing, e.g.
+        from rounding or small samples) is made monotone by sorting its values (monotone
+        rearrangement, Chernozhukov, Fernández-Val & Galichon 2010); :meth:`is_monotone` says
+        whether that happened.
         """
-        import numpy as np
-
         points = self.table.get(normalize_column_name(column))
         if not points:
             return None
-        xs = sorted(points)
-        ys = [points[x] for x in xs]
+        return sorted(points), sorted(points.values())
+
+    def is_monotone(self, column: str) -> bool:
+        """Whether ``column``'s values never decrease as the percentile grows."""
+        points = self.table.get(normalize_column_name(column)) or {}
+        values = [points[p] for p in sorted(points)]
+        return all(a <= b for a, b in pairwise(values))
+
+    def band(self, column: str, low: float = 25.0, high: float = 75.0) -> HumanBand | None:
+        """The ``low``-``high`` percentile band and median of ``column``, or None if absent.
+
+        Percentiles between the tabulated ones are interpolated linearly on :meth:`quantiles`.
+        """
+        import numpy as np
+
+        quantiles = self.quantiles(column)
+        if quantiles is None:
+            return None
+        xs, ys = quantiles
 
         def at(q: float) -> float:
             return float(np.interp(q, xs, ys))
@@ -336,8 +359,12 @@ def _finish(ax: Axes, title: str, handles: list[Any] | None, legend_inside: bool
 
 
 def _draw_human_band(ax: Axes, band: HumanBand) -> None:
+    if band.median is None and band.low == band.high:  # one reference value: a dotted line
+        ax.axhline(band.low, color="0.4", linestyle=":", linewidth=1.4, label=band.label)
+        return
     ax.axhspan(band.low, band.high, color=HUMAN_COLOR, alpha=0.18, label=band.label, zorder=0)
-    ax.axhline(band.median, color=HUMAN_COLOR, linestyle="--", linewidth=1.2, label="Humans (median)")
+    if band.median is not None:
+        ax.axhline(band.median, color=HUMAN_COLOR, linestyle="--", linewidth=1.2, label="Humans (median)")
 
 
 def _model_colors(models: list[str]) -> dict[str, Any]:

@@ -10,22 +10,26 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
-import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pluggy
 
-from facebench.errors import ConfigError, PluginConflictError, UnknownNameError
+from facebench.errors import ConfigError, FacebenchError, PluginConflictError, UnknownNameError
+from facebench.typed_options import convert_options
 
-Kind = Literal["model", "task", "metric"]
-KINDS: tuple[Kind, ...] = ("model", "task", "metric")
+Kind = Literal["model", "task", "metric", "executor", "analysis"]
+KINDS: tuple[Kind, ...] = ("model", "task", "metric", "executor", "analysis")
 HOOK_FOR_KIND: dict[Kind, str] = {
     "model": "register_models",
     "task": "register_tasks",
     "metric": "register_metrics",
+    "executor": "register_executors",
+    "analysis": "register_analyses",
 }
+PLURAL: dict[Kind, str] = {kind: "analyses" if kind == "analysis" else f"{kind}s" for kind in KINDS}
+"""Section names of ``facebench list`` (``analysis`` -> ``analyses``)."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +45,25 @@ class Spec:
     description: str = ""
 
     def load(self) -> Callable[..., Any]:
-        """Import and return the target."""
+        """Import and return the target; one that cannot be imported raises :class:`ConfigError`."""
         if callable(self.target):
             return self.target
         module_name, _, attr = self.target.partition(":")
         if not attr:
             raise ConfigError(f"{self.name!r}: target {self.target!r} is not 'module:attr'")
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except FacebenchError:
+            raise
+        except Exception as exc:  # ImportError, AttributeError, or anything the module raises
+            kind = type(self).__name__.removesuffix("Spec").lower() or "plugin"
+            raise ConfigError(
+                f"{kind} {self.name!r}: its target {self.target!r} cannot be imported "
+                f"({one_line(exc)}); reinstall the plugin that registers it (facebench list plugins "
+                f"names it), or skip that plugin with FACEBENCH_DISABLE_PLUGINS"
+            ) from exc
         return obj
 
 
@@ -69,13 +83,33 @@ class MetricSpec(Spec):
     """A row-wise distance ``f(a[N, D], b[N, D]) -> d[N]``.
 
     ``bounded`` metrics are ``1 - similarity`` (cosine, correlation): verification scores
-    them as ``1 - d``; others as ``-d``.
+    them as ``1 - d``; others as ``-d``. ``symmetric``: ``d(a, b) == d(b, a)`` (what
+    :func:`facebench.testing.check_metric` checks; False for a divergence).
     """
 
     bounded: bool = False
+    symmetric: bool = True
 
 
-SPEC_FOR_KIND: dict[Kind, type[Spec]] = {"model": ModelSpec, "task": TaskSpec, "metric": MetricSpec}
+@dataclass(frozen=True)
+class ExecutorSpec(Spec):
+    """An executor: ``target(**options)`` returns a :class:`facebench.executors.Executor`."""
+
+
+@dataclass(frozen=True)
+class AnalysisSpec(Spec):
+    """An analysis across models: ``target(name=..., **options)`` returns a
+    :class:`facebench.analysis.BaseAnalysis` (options may include ``table_path`` and
+    ``images_path``, an images table to run on)."""
+
+
+SPEC_FOR_KIND: dict[Kind, type[Spec]] = {
+    "model": ModelSpec,
+    "task": TaskSpec,
+    "metric": MetricSpec,
+    "executor": ExecutorSpec,
+    "analysis": AnalysisSpec,
+}
 
 
 @dataclass(frozen=True)
@@ -137,10 +171,25 @@ class Registry:
             yield from self.entries(kind)
 
     def create(self, kind: Kind, name: str, /, **options: Any) -> Any:
-        """Build the ``kind`` called ``name`` with ``options``, checked against its signature."""
+        """Build the ``kind`` called ``name`` with ``options`` converted to the types its
+        constructor declares (:mod:`facebench.typed_options`); bad ones raise ConfigError."""
         factory = self.get(kind, name).spec.load()
-        check_options(kind, name, factory, options)
-        return factory(**options)
+        converted = convert_options(kind, name, factory, options)
+        try:
+            return factory(**converted)
+        except FacebenchError:
+            raise
+        except Exception as exc:  # a plugin's constructor that raises: one line, not a traceback
+            raise ConfigError(
+                f"{kind} {name!r} could not be created ({one_line(exc)}); check its options, "
+                f"or report this to the authors of the plugin that registers it"
+            ) from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
@@ -153,40 +202,10 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     return f"{message} Known {kind}s: {known_text}."
 
 
-def accepted_options(factory: Callable[..., Any]) -> list[str] | None:
-    """The keyword options ``factory`` accepts, or None when it takes any keyword.
-
-    A class's ``**kwargs`` are followed into its base classes' ``__init__`` (a model that
-    forwards ``**options`` to :class:`~facebench.model.BaseModel` accepts BaseModel's options).
-    """
-    if inspect.isclass(factory):
-        functions = [cls.__init__ for cls in factory.__mro__ if "__init__" in vars(cls) and cls is not object]
-    else:
-        functions = [factory]
-    names: list[str] = []
-    for function in functions:
-        try:
-            parameters = inspect.signature(function).parameters.values()
-        except (TypeError, ValueError):
-            return None
-        keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        names += [p.name for p in parameters if p.kind in keywords and p.name not in {"self", *names}]
-        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
-            return names
-    return None
-
-
 def check_options(kind: str, name: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` if ``factory`` does not accept ``options``."""
-    accepted = accepted_options(factory)
-    if accepted is None:
-        return
-    unknown = [key for key in options if key not in accepted]
-    if unknown:
-        raise ConfigError(
-            f"{kind} {name!r} does not take the option{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))}. Accepted options: {', '.join(accepted)}."
-        )
+    """Raise :class:`ConfigError` if ``factory`` does not take ``options`` or a value does not
+    fit its declared type (what :meth:`Registry.create` converts), without building anything."""
+    convert_options(kind, name, factory, options)
 
 
 def build_registry(pm: pluggy.PluginManager, plugins: dict[str, Any]) -> Registry:

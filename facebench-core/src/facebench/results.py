@@ -12,7 +12,7 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,14 +31,20 @@ ID_COLUMNS = ("Model Name", "Layer Name")
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
 
-    The temporary file is removed when the block raises, so no partial file is ever left.
+    The temporary file is removed when the block raises, so no partial file is ever left. An
+    ``OSError`` (disk full, read-only) becomes a :class:`~facebench.filesystem.FileWriteError`
+    naming ``path`` (not the temporary name) and the reason.
     """
+    from facebench.filesystem import write_error
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         yield temporary
         os.replace(temporary, target)
+    except OSError as exc:
+        raise write_error(exc, target, "free space there or choose another folder") from exc
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -83,6 +89,24 @@ def safe_filename(text: str) -> str:
     """A file-name-safe version of ``text``: letters, digits, ``.``, ``-`` and ``_``."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip()).strip("._")
     return cleaned or "unnamed"
+
+
+def check_distinct_file_names(names: Sequence[str], kind: str) -> None:
+    """Raise :class:`ConfigError` when two of ``names`` become the same file or folder name
+    (:func:`safe_filename`, compared ignoring case as on macOS and Windows), so that their
+    CSVs and plots would overwrite each other."""
+    from facebench.errors import ConfigError
+
+    seen: dict[str, str] = {}
+    for name in names:
+        key = safe_filename(name).casefold()
+        if key in seen and seen[key] != name:
+            raise ConfigError(
+                f"the {kind} names {seen[key]!r} and {name!r} both become the file name "
+                f"{safe_filename(name)!r} (only letters, digits, '.', '-' and '_' are kept, and "
+                f"case is ignored), so their results would overwrite each other; rename one"
+            )
+        seen.setdefault(key, name)
 
 
 def unified_column(task_name: str, metric_column: str, condition: str | None = None) -> str:
@@ -139,7 +163,8 @@ def plugin_record(kind: str, obj: Any, registry: Any) -> dict[str, str] | None:
 
 
 def environment_versions() -> dict[str, str]:
-    """Python, the platform and the versions of the libraries results depend on."""
+    """Python, the platform and the versions of the installed libraries results depend on
+    (model libraries included; one not installed is left out)."""
     import importlib.metadata
     import platform
 
@@ -153,6 +178,12 @@ def environment_versions() -> dict[str, str]:
         "scikit-learn",
         "pillow",
         "matplotlib",
+        "transformers",
+        "open_clip_torch",
+        "timm",
+        "facenet-pytorch",
+        "rsatoolbox",
+        "ray",
     ):
         try:
             versions[package] = importlib.metadata.version(package)
@@ -216,6 +247,8 @@ def build_results_document(
     tasks = []
     for task in manager.tasks.values():
         description = with_plugin("task", task, task.describe())
+        description.setdefault("headline_metrics", list(getattr(task, "plot_columns", ())))
+        description.setdefault("human_columns", dict(getattr(task, "human_columns", {})))
         if task.metric.name in registry.names("metric"):
             entry = registry.get("metric", task.metric.name)
             description["metric_plugin"] = {"plugin": entry.plugin, "plugin_version": entry.plugin_version}
@@ -242,15 +275,23 @@ def build_results_document(
         "settings": {
             "batch_size": manager.batch_size,
             "num_workers": manager.num_workers,
+            "executor": manager.executor.describe(),
+            "data_paths": dict(manager.data_paths),
+            "channels_last": manager.channels_last,
             "cache_dir": None if store is None or store.temporary else str(store.root),
             "devices": sorted({str(m.get("device")) for m in models if m.get("device")}),
             "precisions": sorted({str(m.get("precision")) for m in models if m.get("precision")}),
             "seeds": {m["name"]: m.get("seed") for m in models},
             "human_percentiles": getattr(manager.human_percentiles, "source", None),
+            "human_percentiles_sha256": _file_sha256(getattr(manager.human_percentiles, "source", None)),
         },
         "experiment": manager.experiment,
         "models": models,
         "tasks": tasks,
+        "analyses": [
+            with_plugin("analysis", analysis, analysis.describe())
+            for analysis in getattr(manager, "analyses", {}).values()
+        ],
         "metrics": metric_records(manager.tasks_performance_dfs),
         "failures": [failure.to_dict() for failure in manager.failures],
         "files": sorted({_relative(path, export_path) for path in manager.written_files}),
@@ -258,6 +299,15 @@ def build_results_document(
     if extra:
         document.update(extra)
     return document
+
+
+def _file_sha256(path: str | None) -> str | None:
+    """The SHA-256 of the file at ``path``, or None when there is none."""
+    import hashlib
+
+    if not path or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -10,7 +10,10 @@
 - Default layer: the image embedding (the tower's final, projected output, ``output``).
   Default reduction ``cls`` (the class token) for the ViT blocks; the final output is already
   one vector per image and is kept whole. ResNet layers need ``reduction=mean``.
-- Preprocessing: that of the weights' tag (OpenAI: resize 224 bicubic, centre crop, CLIP mean/std).
+- Preprocessing: that of the weights' tag (OpenAI: resize 224 bicubic, centre crop, CLIP mean/std;
+  tags with ``resize_mode`` ``squash`` resize to the exact square, no crop), as open_clip's
+  ``image_transform_v2`` gives it; the options ``resize``, ``crop``, ``mean``, ``std``,
+  ``grayscale``, ``interpolation`` change any part of it.
 - ``weights_path``: a local open_clip checkpoint of the whole CLIP model (``.pt``, ``.bin`` or
   ``.safetensors``; a state dict or ``{'state_dict': ...}``, ``module.`` prefixes stripped,
   loaded with ``weights_only=True``) for ``version``'s architecture.
@@ -31,12 +34,13 @@ import torch
 from torch import Tensor
 
 from facebench.errors import ConfigError, UnknownNameError, WeightsError
-from facebench.model import FINAL_OUTPUT, BaseModel, PreprocessFunction
+from facebench.model import FINAL_OUTPUT, BaseModel
+from facebench.preprocessing import Preprocessing
 from facebench.registry import unknown_name_message
 from facebench_models.downloads import cached_hf_file, download_errors, ensure_downloadable, hf_endpoint
 
 OPENAI_TAG = "openai"
-PREPROCESS_FIELDS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+PREPROCESS_FIELDS = ("mean", "std", "interpolation", "resize_mode")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class ImageTower(torch.nn.Module):
 
 class CLIPModel(BaseModel):
     """The image tower of an open_clip CLIP model; OpenAI ViT-B/32 by default.
+
+    - ``version``: an OpenAI name (ViT-B/32, RN50) or an open_clip architecture (ViT-B-32).
+    - ``pretrained``: true (OpenAI weights), false (random weights) or an open_clip tag.
 
     Other options (``extract_layers``, ``reduction``, ``device``, ``precision``, ``seed``, ...)
     are :class:`~facebench.model.BaseModel`'s.
@@ -104,26 +111,35 @@ class CLIPModel(BaseModel):
     def hub_weights_id(self) -> str | None:
         return f"open_clip:{self.spec.arch}:{self.spec.tag}" if self._uses_hub_weights() else None
 
-    def model_options(self) -> dict[str, Any]:
-        return {
-            "arch": self.spec.arch,
-            "tag": self.spec.tag,
-            "quick_gelu": self.spec.quick_gelu,
-            "vision_cfg": self.spec.model_cfg.get("vision_cfg", {}),
-        }
-
     def reduction_for(self, layer: str) -> str:
         """As configured, except that the final output (one vector per image) is kept whole under ``cls``."""
         reduction = super().reduction_for(layer)
         return "flatten" if layer == FINAL_OUTPUT and reduction == "cls" else reduction
 
     # ----------------------------------------------------------------- preprocessing
-    def _default_preprocess(self) -> PreprocessFunction:
-        from open_clip.transform import PreprocessCfg, image_transform_v2
+    def default_preprocessing(self) -> Preprocessing:
+        """open_clip's inference transform for the weights' tag (``image_transform_v2``)."""
+        from open_clip.transform import PreprocessCfg
 
-        fields = {key: self.spec.tag_cfg[key] for key in PREPROCESS_FIELDS if key in self.spec.tag_cfg}
-        size = self.spec.model_cfg.get("vision_cfg", {}).get("image_size", PreprocessCfg.size)
-        return image_transform_v2(PreprocessCfg(size=size, **fields), is_train=False)
+        cfg = PreprocessCfg(
+            size=self.spec.model_cfg.get("vision_cfg", {}).get("image_size", PreprocessCfg.size),
+            **{key: self.spec.tag_cfg[key] for key in PREPROCESS_FIELDS if key in self.spec.tag_cfg},
+        )
+        size = cfg.size if isinstance(cfg.size, int) else tuple(cfg.size)
+        if cfg.resize_mode == "squash":
+            square = (size, size) if isinstance(size, int) else size
+            return Preprocessing(
+                resize=square, crop=None, mean=cfg.mean, std=cfg.std, interpolation=cfg.interpolation
+            )
+        if cfg.resize_mode != "shortest" or (not isinstance(size, int) and size[0] != size[1]):
+            raise ConfigError(
+                f"model {self.name!r}: open_clip preprocessing with resize_mode {cfg.resize_mode!r} "
+                f"and size {size} has no facebench equivalent; give preprocess_function=<the transform>"
+            )
+        side = size if isinstance(size, int) else size[0]
+        return Preprocessing(
+            resize=side, crop=side, mean=cfg.mean, std=cfg.std, interpolation=cfg.interpolation
+        )
 
     # ----------------------------------------------------------------- building
     def _build_model(self) -> torch.nn.Module:

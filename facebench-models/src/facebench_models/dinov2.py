@@ -6,7 +6,9 @@
   class-token embedding DINOv2 reports (``pooler_output``). Every transformer block
   ``encoder.layer.N`` is extractable (``cls`` by default; ``reduction=mean`` averages the tokens).
 - Preprocessing: as DINOv2's image processor — resize the short side to 256 (bicubic), centre
-  crop 224, ImageNet mean/std. ``image_size`` changes the crop (the resize scales with it).
+  crop 224, ImageNet mean/std. ``image_size`` changes the crop (the resize scales with it);
+  the options ``resize``, ``crop``, ``mean``, ``std``, ``grayscale``, ``interpolation`` change
+  any part of it.
 - ``pretrained=false``: random weights for the same architecture (reproducible by ``seed``); the
   official sizes need no download for this. ``config`` (a ``Dinov2Config`` or a dict of its
   fields) builds a network of any shape with random weights; ``weights_path`` loads a local
@@ -23,7 +25,8 @@ from typing import Any, ClassVar
 import torch
 
 from facebench.errors import ConfigError
-from facebench.model import BaseModel, PreprocessFunction, file_sha256, load_weights
+from facebench.model import BaseModel, file_sha256, load_weights
+from facebench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from facebench_models.downloads import (
     cached_hf_file,
     download_errors,
@@ -33,8 +36,6 @@ from facebench_models.downloads import (
 )
 
 DEFAULT_VERSION = "facebook/dinov2-base"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_TO_CROP = 256 / 224
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # The official architectures, so random-weight controls need no download.
@@ -54,6 +55,11 @@ OFFICIAL_SHARED = {"image_size": 518, "patch_size": 14, "mlp_ratio": 4, "layersc
 
 class DinoModel(BaseModel):
     """DINOv2 vision transformer; ``facebook/dinov2-base`` by default.
+
+    - ``version``: a Hugging Face id (facebook/dinov2-small, -base, -large, -giant) or a local folder.
+    - ``pretrained``: the version's weights (true) or random weights (false).
+    - ``config``: a Dinov2Config or a table of its fields, for a network of any shape (random weights).
+    - ``image_size``: the centre-crop size; the resize scales with it (256/224 of it).
 
     Other options (``extract_layers``, ``reduction``, ``device``, ``precision``, ``seed``, ...)
     are :class:`~facebench.model.BaseModel`'s.
@@ -114,26 +120,15 @@ class DinoModel(BaseModel):
             return "sha256:" + digest.hexdigest()
         return super().weights_fingerprint()
 
-    def model_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"version": str(self.local_dir or self.version)}
-        if self.config is not None:
-            options["config"] = self._config().to_dict()
-        return options
-
     # ----------------------------------------------------------------- preprocessing
-    def _default_preprocess(self) -> PreprocessFunction:
-        from torchvision import transforms
-
-        return transforms.Compose(
-            [
-                transforms.Resize(
-                    round(self.image_size * RESIZE_TO_CROP),
-                    interpolation=transforms.InterpolationMode.BICUBIC,
-                ),
-                transforms.CenterCrop(self.image_size),
-                transforms.ToTensor(),
-                transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-            ]
+    def default_preprocessing(self) -> Preprocessing:
+        """DINOv2's image processor: resize 256/224 of ``image_size`` (bicubic), crop ``image_size``."""
+        return Preprocessing(
+            resize=round(self.image_size * RESIZE_TO_CROP),
+            crop=self.image_size,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            interpolation="bicubic",
         )
 
     # ----------------------------------------------------------------- building

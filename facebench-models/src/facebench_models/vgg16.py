@@ -6,8 +6,9 @@
   ``features.*`` maps are large (``features.29``: 100,352 values per image); ``reduction=mean``
   averages them over space to one value per channel.
 - Preprocessing: that of ``VGG16_Weights.IMAGENET1K_V1`` — resize to 256 (bilinear), centre
-  crop 224, ImageNet mean/std — also for random weights and checkpoints, unless
-  ``preprocess_function`` is given (face-trained VGG16s may need their own).
+  crop 224, ImageNet mean/std — also for random weights and checkpoints; face-trained VGG16s
+  may need their own: change it with the options ``resize``, ``crop``, ``mean``, ``std``,
+  ``grayscale``, ``interpolation`` (or give ``preprocess_function``).
 - ``weights_path``: a local checkpoint (a state dict or ``{'state_dict': ...}``, ``module.``
   prefixes stripped, loaded with ``weights_only=True``); it takes precedence over ``pretrained``.
   ``num_identities`` sizes the last layer for face-trained checkpoints (e.g. 8,749 identities).
@@ -24,7 +25,8 @@ from urllib.parse import urlparse
 import torch
 
 from facebench.errors import ConfigError
-from facebench.model import BaseModel, PreprocessFunction, load_weights
+from facebench.model import BaseModel, load_weights
+from facebench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from facebench_models.downloads import download_errors, ensure_downloadable, socket_timeout
 
 IMAGENET_WEIGHTS = "IMAGENET1K_V1"
@@ -32,6 +34,9 @@ IMAGENET_WEIGHTS = "IMAGENET1K_V1"
 
 class Vgg16Model(BaseModel):
     """torchvision VGG16; ImageNet weights by default.
+
+    - ``pretrained``: ImageNet weights (true) or random weights (false).
+    - ``num_identities``: the size of the last layer of a face-trained checkpoint.
 
     Other options (``extract_layers``, ``reduction``, ``device``, ``precision``, ``seed``, ...)
     are :class:`~facebench.model.BaseModel`'s.
@@ -75,11 +80,9 @@ class Vgg16Model(BaseModel):
     def hub_weights_id(self) -> str | None:
         return f"torchvision:VGG16_Weights.{IMAGENET_WEIGHTS}" if self._uses_hub_weights() else None
 
-    def model_options(self) -> dict[str, Any]:
-        return {"num_identities": self.num_identities}
-
-    def _default_preprocess(self) -> PreprocessFunction:
-        return self._weights().transforms()
+    def default_preprocessing(self) -> Preprocessing:
+        """``VGG16_Weights.IMAGENET1K_V1.transforms()``: resize 256 bilinear, crop 224, ImageNet."""
+        return Preprocessing(resize=256, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
     def _build_model(self) -> torch.nn.Module:
         from torchvision.models import vgg16

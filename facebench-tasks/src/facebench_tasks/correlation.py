@@ -48,6 +48,10 @@ class CorrelationTask(BaseTask):
     too narrow. Each resample draws the images with replacement and keeps every pair of drawn
     images (``a`` copies of one image and ``b`` of the other give ``a * b`` copies of the pair).
 
+    Undefined cases are errors, never a silent NaN: constant human distances are refused when
+    the task is created, and a model-layer whose correlation is NaN (e.g. all its distances are
+    equal) fails with a message, recorded among the run's failures.
+
     Result columns: ``Correlation Score``, ``Correlation Score CI Low``,
     ``Correlation Score CI High``, ``Distance Metric``.
     """
@@ -65,6 +69,14 @@ class CorrelationTask(BaseTask):
         seed: int = 0,
         **common: Any,
     ) -> None:
+        """Options (and BaseTask's: pairs_file_path, images_path, distance_metric, ...).
+
+        - ``distance_column``: the human distance of each pair (larger = more different).
+        - ``correlation_function``: pearson, spearman, or a callable f(model, human) (Python only).
+        - ``n_bootstrap``: bootstrap resamples (over images) for the confidence interval.
+        - ``confidence``: the interval's coverage, e.g. 0.95.
+        - ``seed``: seeds the bootstrap.
+        """
         if isinstance(correlation_function, str) and correlation_function not in NAMED_CORRELATIONS:
             raise ConfigError(
                 f"correlation_function {correlation_function!r} is not known; use "
@@ -89,9 +101,14 @@ class CorrelationTask(BaseTask):
         return {self.distance_column: "distance_column"}
 
     def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
-        numeric_column(frame, self.distance_column, self.pairs_file_path)
+        human = numeric_column(frame, self.distance_column, self.pairs_file_path)
         if len(frame) < MIN_PAIRS:
             raise DataError(f"{self.pairs_file_path}: a correlation needs at least {MIN_PAIRS} pairs")
+        if np.ptp(human) == 0:
+            raise DataError(
+                f"{self.pairs_file_path}: every value of column {self.distance_column!r} is {human[0]:g}; "
+                f"a correlation with constant human distances is undefined"
+            )
         return frame
 
     def correlate(self, model: np.ndarray, human: np.ndarray) -> float:
@@ -109,6 +126,12 @@ class CorrelationTask(BaseTask):
         model = self.pair_distances(pairs_distances_df)
         human = numeric_column(pairs_distances_df, self.distance_column, f"task {self.name!r} distances")
         score = self.correlate(model, human)
+        if not math.isfinite(score):
+            constant = " (the model's distances are all equal at this layer)" if np.ptp(model) == 0 else ""
+            raise DataError(
+                f"task {self.name!r}: the correlation of model and human distances is undefined "
+                f"(NaN){constant}; no score is reported for this layer"
+            )
         low, high = self.bootstrap_interval(pairs_distances_df, model, human)
         return self.result_row(
             {"Correlation Score": score, "Correlation Score CI Low": low, "Correlation Score CI High": high}
@@ -118,11 +141,10 @@ class CorrelationTask(BaseTask):
         self, pairs: pd.DataFrame, model: np.ndarray, human: np.ndarray
     ) -> tuple[float, float]:
         """Percentile CI of the correlation over image resamples (see the class docstring)."""
-        codes, images = pd.factorize(pd.concat([pairs["img1"], pairs["img2"]], ignore_index=True))
-        image1, image2 = codes[: len(pairs)], codes[len(pairs) :]
+        image1, image2, n_images = stats.image_codes(pairs["img1"].to_numpy(), pairs["img2"].to_numpy())
 
         def resampled(drawn: np.ndarray) -> float:
-            weights = stats.image_resample_weights(image1, image2, drawn, len(images))
+            weights = stats.image_resample_weights(image1, image2, drawn, n_images)
             keep = np.repeat(np.arange(len(pairs)), weights)
             if keep.size < MIN_PAIRS:
                 return math.nan
@@ -130,9 +152,7 @@ class CorrelationTask(BaseTask):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant resamples: undefined, left out as NaN
-            return stats.bootstrap_interval(
-                resampled, len(images), self.n_bootstrap, self.confidence, self.seed
-            )
+            return stats.bootstrap_interval(resampled, n_images, self.n_bootstrap, self.confidence, self.seed)
 
     def error_columns(self, column: str) -> tuple[str, str] | None:
         return (f"{column} CI Low", f"{column} CI High")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import facebench
-from facebench import TaskSpec
+from facebench import AnalysisSpec, TaskSpec
 
 TASKS = (
     TaskSpec(
@@ -24,9 +24,24 @@ TASKS = (
         "Mean (normalised) distance per condition",
     ),
     TaskSpec(
+        "rsa",
+        "facebench_tasks.rsa:RSATask",
+        "RSA with rsatoolbox: layer RDM vs human RDMs, noise ceiling, bootstrap CI",
+    ),
+    TaskSpec(
         "relative-difference",
         "facebench_tasks.relative_difference:RelativeDifferenceTask",
         "(m1 - m2) / (m1 + m2) between two groups, e.g. the Thatcher effect",
+    ),
+    TaskSpec(
+        "probe",
+        "facebench_tasks.probe:ProbeTask",
+        "Cross-validated linear decoding of a per-image label (images table), chance level",
+    ),
+    TaskSpec(
+        "adaptation",
+        "facebench_tasks.adaptation:AdaptationTask",
+        "A map on frozen embeddings trained on matched pairs (InfoNCE); held-out retrieval",
     ),
 )
 
@@ -34,4 +49,19 @@ TASKS = (
 @facebench.hookimpl
 def register_tasks(register: Callable[[TaskSpec], None]) -> None:
     for spec in TASKS:
+        register(spec)
+
+
+ANALYSES = (
+    AnalysisSpec(
+        "cka",
+        "facebench_tasks.cka:CKAAnalysis",
+        "Linear and debiased linear CKA between every layer of every model (Gram matrices, chunked)",
+    ),
+)
+
+
+@facebench.hookimpl
+def register_analyses(register: Callable[[AnalysisSpec], None]) -> None:
+    for spec in ANALYSES:
         register(spec)

@@ -23,8 +23,18 @@ class RelativeDifferenceTask(BaseTask):
     are ignored. With ``identity_column``, distances are first averaged per identity within each
     group and ``m`` is the mean over identities (as Thatcher-effect studies do).
 
-    The confidence interval is a seeded percentile bootstrap that resamples, within each group,
-    the units the means are taken over: identities with ``identity_column``, pairs otherwise.
+    The confidence interval is a seeded percentile bootstrap (the central ``confidence`` share of
+    the resampled values) that resamples the independent units of BOTH groups at once:
+
+    - without ``identity_column``, IMAGES: pairs share images, so resampling pairs would treat
+      dependent pairs as independent (too narrow). Each resample draws the images of the two
+      groups' pairs with replacement and keeps every pair of drawn images (``a`` copies of one
+      image and ``b`` of the other give ``a * b`` copies), as the correlation task does;
+    - with ``identity_column``, IDENTITIES, jointly across the groups: the same identities
+      appear in both groups, so resampling each group on its own would ignore that their means
+      move together (too wide). A drawn identity brings its per-identity mean in each group.
+
+    Resamples in which a group is empty are left out.
 
     Result columns: ``Relative Difference``, ``Relative Difference CI Low``,
     ``Relative Difference CI High``, ``Group "<group 1>" Mean``, ``Group "<group 2>" Mean`` (the
@@ -45,6 +55,15 @@ class RelativeDifferenceTask(BaseTask):
         seed: int = 0,
         **common: Any,
     ) -> None:
+        """Options (and BaseTask's: pairs_file_path, images_path, distance_metric, ...).
+
+        - ``group_column``: the column naming each pair's group.
+        - ``groups``: the two groups to compare, in order: (m1 - m2) / (m1 + m2).
+        - ``identity_column``: average per identity first, and bootstrap identities, not images.
+        - ``n_bootstrap``: bootstrap resamples for the confidence interval.
+        - ``confidence``: the interval's coverage, e.g. 0.95.
+        - ``seed``: seeds the bootstrap.
+        """
         if isinstance(groups, str) or groups is None or len(groups) != 2 or groups[0] == groups[1]:
             raise ConfigError(
                 f"relative-difference needs groups=(first, second): the two distinct values of "
@@ -104,12 +123,22 @@ class RelativeDifferenceTask(BaseTask):
 
     def compute_task_performance(self, pairs_distances_df: pd.DataFrame) -> pd.DataFrame:
         first, second = self.group_units(pairs_distances_df)
-
-        def resampled(indices: Sequence[np.ndarray]) -> float:
-            return relative_difference(first[indices[0]].mean(), second[indices[1]].mean())
-
-        low, high = stats.stratified_bootstrap_interval(
-            resampled, (first.size, second.size), self.n_bootstrap, self.confidence, self.seed
+        source = f"task {self.name!r} distances"
+        group = text_column(pairs_distances_df, self.group_column, source).to_numpy()
+        rows = np.isin(group, self.groups)
+        pairs = pairs_distances_df[rows]
+        identities = (
+            text_column(pairs, self.identity_column, source).to_numpy() if self.identity_column else None
+        )
+        low, high = relative_difference_interval(
+            self.pair_distances(pairs),
+            group[rows] == self.groups[1],
+            pairs["img1"].to_numpy(),
+            pairs["img2"].to_numpy(),
+            identities,
+            self.n_bootstrap,
+            self.confidence,
+            self.seed,
         )
         return self.result_row(
             {
@@ -131,6 +160,47 @@ def group_mean_column(group: str) -> str:
 
 
 def relative_difference(first: float, second: float) -> float:
-    """``(first - second) / (first + second)``; NaN when the sum is zero."""
+    """``(first - second) / (first + second)``; NaN when the sum is zero or a mean is NaN."""
     total = first + second
-    return float((first - second) / total) if total != 0 else math.nan
+    return float((first - second) / total) if total != 0 and math.isfinite(total) else math.nan
+
+
+def relative_difference_interval(
+    distances: np.ndarray,
+    in_second: np.ndarray,
+    img1: np.ndarray,
+    img2: np.ndarray,
+    identities: np.ndarray | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`relative_difference` of the two groups' means.
+
+    ``in_second`` marks the pairs of the second group (the others are the first). Without
+    ``identities`` the images of all pairs are resampled; with them (one per pair) the
+    identities are resampled jointly across both groups, and each group's mean is the mean of
+    its per-identity means (see :class:`RelativeDifferenceTask`).
+    """
+    distances = np.asarray(distances, dtype=float)
+    masks = (~np.asarray(in_second, dtype=bool), np.asarray(in_second, dtype=bool))
+    if identities is None:
+        image1, image2, n_units = stats.image_codes(img1, img2)
+
+        def statistic(drawn: np.ndarray) -> float:
+            weights = stats.image_resample_weights(image1, image2, drawn, n_units)
+            means = [stats.weighted_mean(distances[m], weights[m]) for m in masks]
+            return relative_difference(*means)
+
+    else:
+        codes, names = pd.factorize(pd.Series(identities))
+        n_units = len(names)
+        groups = [pd.Series(distances[m]).groupby(codes[m], sort=True).mean() for m in masks]
+        parts = [(g.index.to_numpy(), g.to_numpy(dtype=float)) for g in groups]
+
+        def statistic(drawn: np.ndarray) -> float:
+            counts = np.bincount(drawn, minlength=n_units)
+            means = [stats.weighted_mean(values, counts[ids]) for ids, values in parts]
+            return relative_difference(*means)
+
+    return stats.bootstrap_interval(statistic, n_units, n_resamples, confidence, seed)

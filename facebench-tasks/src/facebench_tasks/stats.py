@@ -75,17 +75,18 @@ def contiguous_folds(labels: np.ndarray, n_folds: int) -> list[np.ndarray]:
 
 
 def cross_validated_accuracy(
-    labels: np.ndarray, scores: np.ndarray, n_folds: int = 10
+    labels: np.ndarray, scores: np.ndarray, n_folds: int = 10, folds: Sequence[np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy per held-out fold, with the threshold chosen on the other folds.
 
     Returns ``(fold_accuracies, fold_thresholds)``; LFW reports their mean and (population)
-    standard deviation. Folds are those of :func:`contiguous_folds`.
+    standard deviation. Folds are ``folds`` (one index array per fold) when given, else the
+    ``n_folds`` folds of :func:`contiguous_folds`.
     """
     labels = np.asarray(labels, dtype=bool)
     scores = np.asarray(scores, dtype=float)
     accuracies, thresholds = [], []
-    for held_out in contiguous_folds(labels, n_folds):
+    for held_out in contiguous_folds(labels, n_folds) if folds is None else folds:
         train = np.ones(labels.size, dtype=bool)
         train[held_out] = False
         threshold = best_accuracy_threshold(labels[train], scores[train])
@@ -106,7 +107,8 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def tar_at_far(labels: np.ndarray, scores: np.ndarray, far: float) -> float:
-    """True-accept rate at the strictest threshold whose false-accept rate is at most ``far``.
+    """The highest true-accept rate among the thresholds whose false-accept rate is at most
+    ``far`` (that is the most lenient such threshold: lowering a threshold never lowers the TAR).
 
     NaN when there are fewer than ``ceil(1 / far)`` different-identity pairs: a false-accept
     rate of ``far`` cannot be measured on fewer.
@@ -136,25 +138,16 @@ def bootstrap_interval(
     Each resample draws ``n_units`` unit indices with replacement from a generator seeded with
     ``seed``. Resamples where the statistic is undefined (NaN) are left out; NaN if all are.
     """
+    return percentile_interval(bootstrap_values(statistic, n_units, n_resamples, seed), confidence)
+
+
+def bootstrap_values(
+    statistic: Callable[[np.ndarray], Any], n_units: int, n_resamples: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """``statistic(indices)`` for each of ``n_resamples`` draws of ``n_units`` unit indices with
+    replacement (seeded); one row per resample (a vector statistic gives a 2-D array)."""
     rng = np.random.default_rng(seed)
-    values = np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(n_resamples)])
-    return percentile_interval(values, confidence)
-
-
-def stratified_bootstrap_interval(
-    statistic: Callable[[Sequence[np.ndarray]], float],
-    group_sizes: Sequence[int],
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """As :func:`bootstrap_interval`, resampling within each group separately.
-
-    ``statistic`` gets one index array per group.
-    """
-    rng = np.random.default_rng(seed)
-    values = np.array([statistic([rng.integers(0, n, n) for n in group_sizes]) for _ in range(n_resamples)])
-    return percentile_interval(values, confidence)
+    return np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(n_resamples)], dtype=float)
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -165,6 +158,20 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
+    """``sum(w * v) / sum(w)``; NaN when every weight is zero (nothing drawn)."""
+    total = weights.sum()
+    return float(np.dot(weights, values) / total) if total > 0 else math.nan
+
+
+def image_codes(img1: Sequence[Any], img2: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer codes of each pair's two images over the images of all pairs, and how many."""
+    import pandas as pd
+
+    codes, images = pd.factorize(pd.concat([pd.Series(img1), pd.Series(img2)], ignore_index=True))
+    return codes[: len(img1)], codes[len(img1) :], len(images)
 
 
 def image_resample_weights(

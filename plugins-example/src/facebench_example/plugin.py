@@ -29,7 +29,7 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
         TaskSpec(
             "retrieval",
             "facebench_example.retrieval:RetrievalTask",
-            "Identification: top-k accuracy and MRR of each query's true match, per direction",
+            "Identification: top-k accuracy and MRR of finding the query's identity, per direction",
         )
     )
 
