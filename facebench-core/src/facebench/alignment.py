@@ -26,16 +26,14 @@ does not detect again, and an image without a face is not searched twice.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib.util
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,9 +42,6 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from facebench.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from facebench.task import BaseTask
 
 logger = logging.getLogger("facebench.alignment")
 
@@ -399,47 +394,13 @@ def no_face_message(sources: Sequence[str], min_probability: float, on_no_face: 
     return f"{NO_FACE} {len(sources)} image(s) (MTCNN, probability >= {min_probability}): {listed}; {advice}"
 
 
-def without_faceless_images(
-    task: BaseTask, used: Sequence[Path], messages: Mapping[Path, str]
-) -> tuple[BaseTask, list[Path]]:
-    """For ``on_no_face=skip``: a copy of ``task`` without the pairs (and images-table rows) that
-    use an image of ``used`` whose error (``messages``) says it has no face, and the images of
-    ``used`` left (those that failed for another reason). The pairs left out are logged."""
-    faceless = {path for path in used if messages[path].startswith(NO_FACE)}
-    rest = [path for path in used if path not in faceless]
-    if not faceless:
-        return task, rest
-    trimmed = copy.copy(task)
-    dropped = 0
-    if task.pairs_df is not None:
-        frame = task.pairs_df
-        drop = frame["img1"].map(lambda n: task.images_path / str(n) in faceless) | frame["img2"].map(
-            lambda n: task.images_path / str(n) in faceless
-        )
-        trimmed.pairs_df = frame[~drop].reset_index(drop=True)
-        dropped = int(drop.sum())
-    if task.table_df is not None:
-        from facebench.task import TABLE_IMAGE_COLUMN
-
-        table = task.table_df
-        drop = table[TABLE_IMAGE_COLUMN].map(lambda n: task.images_path / str(n) in faceless)
-        trimmed.table_df = table[~drop].reset_index(drop=True)
-    logger.warning(
-        "task %s: on_no_face=skip left out %d pair(s) using the %d image(s) without a face: %s",
-        task.name,
-        dropped,
-        len(faceless),
-        ", ".join(sorted(str(path) for path in faceless)),
-    )
-    return trimmed, rest
-
-
 class AlignStep:
     """The PIL -> PIL image step of ``align=mtcnn``: aligned crops cached by content hash and template.
 
     :meth:`prepare` aligns a whole set of files first and lists EVERY face-less one at once in a
     DataError (``on_no_face=error``, and ``skip``, for which a run then leaves out their pairs:
-    :func:`without_faceless_images`); ``center-crop`` uses a centre square crop for them instead.
+    :meth:`facebench.model.BaseModel.skipped_images`); ``center-crop`` uses a centre square crop
+    for them instead.
     """
 
     def __init__(self, template: str, on_no_face: str = "error", cache_dir: Path | None = None) -> None:

@@ -37,8 +37,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from facebench.errors import ConfigError, DataError
-from facebench.images import ImageDataset, load_rgb
+from facebench.errors import ConfigError
+from facebench.images import ImageDataset, image_file_errors, load_rgb
 
 if TYPE_CHECKING:
     from facebench.model import BaseModel
@@ -136,14 +136,8 @@ class EncodedImageDataset(Dataset[tuple[int, str, Tensor]]):
 
     def __getitem__(self, index: int) -> tuple[int, str, Tensor]:
         path = self.paths[index]
-        try:
+        with image_file_errors(path):
             data = path.read_bytes()
-        except FileNotFoundError:
-            raise DataError(
-                f"image {str(path)!r} does not exist; check the pairs file and images folder"
-            ) from None
-        except IsADirectoryError:
-            raise DataError(f"image path {str(path)!r} is a folder, not an image file") from None
         reason = fallback_reason(data)
         if reason is not None:
             return index, reason, self.cpu[index][1]

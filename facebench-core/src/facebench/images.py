@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ _HASHES: dict[tuple[str, int, int], str] = {}
 def content_hash(path: str | Path) -> str:
     """A 32-hex-digit BLAKE2b digest of the file's bytes (remembered per path, size, mtime)."""
     path = Path(path)
-    try:
+    with image_file_errors(path):
         stat = path.stat()
         key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
         if key not in _HASHES:
@@ -88,13 +89,20 @@ def content_hash(path: str | Path) -> str:
                 _HASHES[key] = hashlib.file_digest(
                     handle, lambda: hashlib.blake2b(digest_size=16)
                 ).hexdigest()
+    return _HASHES[key]
+
+
+@contextmanager
+def image_file_errors(path: Path) -> Iterator[None]:
+    """Reading ``path`` inside: a missing file or a folder in its place -> a :class:`DataError` naming it."""
+    try:
+        yield
     except FileNotFoundError:
         raise DataError(
             f"image {str(path)!r} does not exist; check the pairs file and images folder"
         ) from None
     except IsADirectoryError:
         raise DataError(f"image path {str(path)!r} is a folder, not an image file") from None
-    return _HASHES[key]
 
 
 HASH_CHUNK = 256  # paths per thread-pool task (one task per path costs more than a remembered hash)

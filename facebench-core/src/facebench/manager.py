@@ -224,11 +224,9 @@ class MultiModelTaskManager:
         for task in self.tasks.values():
             try:
                 used = [path for path in task.embedded_images() if path in unusable]
-                scored = task
-                if used and getattr(model, "on_no_face", None) == "skip":  # align=mtcnn: drop face-less pairs
-                    from facebench.alignment import without_faceless_images
-
-                    scored, used = without_faceless_images(task, used, unusable)
+                skipped = model.skipped_images({path: unusable[path] for path in used})
+                scored = task.without_images(skipped) if skipped else task
+                used = [path for path in used if path not in skipped]
                 if used:
                     shown = "; ".join(unusable[path] for path in used[:3])
                     more = f" (and {len(used) - 3} more)" if len(used) > 3 else ""

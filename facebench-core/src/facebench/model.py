@@ -174,6 +174,16 @@ class BaseModel(abc.ABC):
             self._align_step = AlignStep(self.alignment_template, self.on_no_face)
         return self._align_step
 
+    def skipped_images(self, errors: Mapping[Path, str]) -> set[Path]:
+        """The images among ``errors`` (image -> why this model could not embed it) whose pairs
+        a run leaves out instead of failing the task: with ``align=mtcnn`` and
+        ``on_no_face=skip``, the face-less ones. Default: none."""
+        if self.align == "none" or self.on_no_face != "skip":
+            return set()
+        from facebench.alignment import NO_FACE
+
+        return {path for path, error in errors.items() if error.startswith(NO_FACE)}
+
     def hub_weights_id(self) -> str | None:
         """An id of downloaded weights (``"torchvision:VGG16_Weights.IMAGENET1K_V1"``), or None
         when the model uses a local file or random weights."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from facebench.errors import DataError
@@ -332,12 +333,18 @@ def save_figure(fig: Figure, output_dir: str | Path, stem: str) -> list[Path]:
     return written
 
 
-def _new_figure(width: float, height: float) -> tuple[Figure, Axes]:
+def headless_pyplot() -> ModuleType:
+    """``matplotlib.pyplot``, imported on first use, on the headless Agg backend (``force=False``)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _new_figure(width: float, height: float) -> tuple[Figure, Axes]:
+    plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(min(width, 30.0), height), layout="constrained")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)

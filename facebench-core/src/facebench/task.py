@@ -37,9 +37,11 @@ the others go on).
 
 from __future__ import annotations
 
+import copy
 import inspect
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
     from facebench.layer_view import LayerView
     from facebench.plots import HumanBand
 
+logger = logging.getLogger(__name__)
 DISTANCE_COLUMN = "model_computed_distance"
 BASE_PARAMETERS = frozenset(
     {"self", "name", "pairs_file_path", "images_path", "distance_metric", "table_path"}
@@ -209,6 +212,34 @@ class BaseTask:
         if self.pairs_df is not None:
             names.update(dict.fromkeys(str(n) for n in self.pairs_df[list(IMAGE_COLUMNS)].to_numpy().ravel()))
         return [self.images_path / name for name in names]
+
+    def without_images(self, paths: Collection[Path]) -> BaseTask:
+        """A copy of this task without the pairs and images-table rows that use any of ``paths``
+        (images a model could not embed and whose pairs its policy leaves out, e.g.
+        ``on_no_face=skip``); what was left out is logged."""
+        left_out = set(paths)
+
+        def uses(names: pd.Series) -> pd.Series:
+            return names.map(lambda name: self.images_path / str(name) in left_out)
+
+        trimmed = copy.copy(self)
+        dropped = 0
+        if self.pairs_df is not None:
+            drop = uses(self.pairs_df["img1"]) | uses(self.pairs_df["img2"])
+            trimmed.pairs_df = self.pairs_df[~drop].reset_index(drop=True)
+            dropped = int(drop.sum())
+        if self.table_df is not None:
+            drop = uses(self.table_df[TABLE_IMAGE_COLUMN])
+            trimmed.table_df = self.table_df[~drop].reset_index(drop=True)
+            dropped += int(drop.sum())
+        logger.warning(
+            "task %s: left out %d pair(s) or row(s) that use %d image(s) the model could not take: %s",
+            self.name,
+            dropped,
+            len(left_out),
+            ", ".join(sorted(str(path) for path in left_out)),
+        )
+        return trimmed
 
     def image_paths(self) -> tuple[list[Path], list[Path]]:
         """The img1 and img2 paths, in ``pairs_df`` order, inside ``images_path`` (pair tasks)."""

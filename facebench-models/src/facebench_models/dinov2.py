@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 
 from facebench.errors import ConfigError
-from facebench.model import BaseModel, file_sha256, load_weights
+from facebench.model import BaseModel, load_weights
 from facebench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from facebench_models.downloads import (
     cached_hf_file,
@@ -34,6 +33,7 @@ from facebench_models.downloads import (
     hf_endpoint,
     offline_mode,
 )
+from facebench_models.huggingface import folder_fingerprint
 
 DEFAULT_VERSION = "facebook/dinov2-base"
 RESIZE_TO_CROP = 256 / 224
@@ -113,11 +113,7 @@ class DinoModel(BaseModel):
             and self.weights_path is None
             and self.config is None
         ):
-            digest = hashlib.sha256()
-            for path in sorted(self.local_dir.iterdir()):
-                if path.name in WEIGHT_FILES or path.name == "config.json":
-                    digest.update(f"{path.name}:{file_sha256(path)}\n".encode())
-            return "sha256:" + digest.hexdigest()
+            return folder_fingerprint(self.local_dir, WEIGHT_FILES)
         return super().weights_fingerprint()
 
     # ----------------------------------------------------------------- preprocessing

@@ -75,6 +75,28 @@ def socket_timeout(seconds: float = DOWNLOAD_SOCKET_TIMEOUT_S) -> Iterator[None]
         socket.setdefaulttimeout(previous)
 
 
+@contextmanager
+def torch_hub_download(what: str, url: str) -> Iterator[None]:
+    """Around a ``torch.hub`` download of ``url`` (torchvision weights): fail fast unless the file is
+    in the torch hub cache or can be downloaded; any failure inside becomes a :class:`WeightsError`.
+
+    Messages name ``what`` followed by the file name, and say where to put the file instead.
+    """
+    import torch
+
+    filename = os.path.basename(urlparse(url).path)
+    what = f"{what} ({filename})"
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    instead = (
+        f"Put the file at {cached} (download it from {url}), or pass "
+        f"weights_path=<a local .pth state dict>, or pretrained=false for random weights."
+    )
+    if not cached.is_file():
+        ensure_downloadable(what, url, instead)
+    with download_errors(what, instead), socket_timeout():
+        yield
+
+
 def cached_hf_file(repo_id: str, filenames: tuple[str, ...]) -> Path | None:
     """The first of ``filenames`` already in the Hugging Face cache for ``repo_id``, without network."""
     from huggingface_hub import try_to_load_from_cache

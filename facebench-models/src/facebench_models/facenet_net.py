@@ -81,35 +81,28 @@ def block35(scale: float = 0.17) -> InceptionResidual:
 
 def block17(scale: float = 0.10) -> InceptionResidual:
     """Inception-ResNet-B on 896 channels: 1x1 | 1x1, 1x7, 7x1 (128 each)."""
-    return InceptionResidual(
-        [
-            BasicConv2d(896, 128, 1),
-            nn.Sequential(
-                BasicConv2d(896, 128, 1),
-                BasicConv2d(128, 128, (1, 7), padding=(0, 3)),
-                BasicConv2d(128, 128, (7, 1), padding=(3, 0)),
-            ),
-        ],
-        256,
-        896,
-        scale,
-        relu=True,
-    )
+    return _factorised_block(896, 128, 7, scale, relu=True)
 
 
 def block8(scale: float = 0.20, relu: bool = True) -> InceptionResidual:
     """Inception-ResNet-C on 1792 channels: 1x1 | 1x1, 1x3, 3x1 (192 each)."""
+    return _factorised_block(1792, 192, 3, scale, relu=relu)
+
+
+def _factorised_block(channels: int, width: int, kernel: int, scale: float, relu: bool) -> InceptionResidual:
+    """Inception-ResNet-B/C: 1x1 | 1x1, 1xk, kx1 (``width`` each, same padding) on ``channels``."""
+    pad = kernel // 2
     return InceptionResidual(
         [
-            BasicConv2d(1792, 192, 1),
+            BasicConv2d(channels, width, 1),
             nn.Sequential(
-                BasicConv2d(1792, 192, 1),
-                BasicConv2d(192, 192, (1, 3), padding=(0, 1)),
-                BasicConv2d(192, 192, (3, 1), padding=(1, 0)),
+                BasicConv2d(channels, width, 1),
+                BasicConv2d(width, width, (1, kernel), padding=(0, pad)),
+                BasicConv2d(width, width, (kernel, 1), padding=(pad, 0)),
             ),
         ],
-        384,
-        1792,
+        2 * width,
+        channels,
         scale,
         relu=relu,
     )

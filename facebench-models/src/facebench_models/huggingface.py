@@ -106,11 +106,7 @@ class HuggingFaceModel(BaseModel):
     def weights_fingerprint(self) -> str:
         """A local folder's files by sha256; the hub id; or the config's hash with random weights."""
         if self.local_dir is not None and self.pretrained:
-            digest = hashlib.sha256()
-            for path in sorted(self.local_dir.iterdir()):
-                if path.name in (*WEIGHT_FILES, "config.json"):
-                    digest.update(f"{path.name}:{file_sha256(path)}\n".encode())
-            return "sha256:" + digest.hexdigest()
+            return folder_fingerprint(self.local_dir, WEIGHT_FILES)
         if not self.pretrained:
             config = hashlib.sha256(self._config().to_json_string(use_diff=False).encode()).hexdigest()
             return f"random:seed={self.seed},config={config[:16]}"
@@ -190,6 +186,15 @@ class HuggingFaceModel(BaseModel):
         """As configured, except that the final output (one vector per image) is kept whole under ``cls``."""
         reduction = super().reduction_for(layer)
         return "flatten" if layer == FINAL_OUTPUT and reduction == "cls" else reduction
+
+
+def folder_fingerprint(folder: Path, weight_files: tuple[str, ...]) -> str:
+    """``sha256:`` over the name and sha256 of a ``save_pretrained`` folder's ``config.json`` and weights."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.name in (*weight_files, "config.json"):
+            digest.update(f"{path.name}:{file_sha256(path)}\n".encode())
+    return "sha256:" + digest.hexdigest()
 
 
 def _has_dense_pooler(network: torch.nn.Module) -> bool:

@@ -14,10 +14,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 import torch
 
@@ -25,7 +23,7 @@ from facebench.errors import UnknownNameError
 from facebench.preprocessing import Preprocessing
 from facebench.registry import unknown_name_message
 from facebench_models.classifier_family import ClassifierFamily
-from facebench_models.downloads import download_errors, ensure_downloadable, socket_timeout
+from facebench_models.downloads import torch_hub_download
 
 DEFAULT_WEIGHTS = "DEFAULT"
 
@@ -124,16 +122,7 @@ class TorchvisionModel(ClassifierFamily):
             kwargs = {} if num_classes is None else {"num_classes": num_classes}
             return get_model(self.arch, weights=None, **kwargs)
         entry = self._weights_entry(self.weights)
-        filename = os.path.basename(urlparse(entry.url).path)
-        what = f"torchvision {self.arch} weights {entry.name} ({filename})"
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
-        instead = (
-            f"Put the file at {cached} (download it from {entry.url}), or pass "
-            f"weights_path=<a local .pth state dict>, or pretrained=false for random weights."
-        )
-        if not cached.is_file():
-            ensure_downloadable(what, entry.url, instead)
-        with download_errors(what, instead), socket_timeout():
+        with torch_hub_download(f"torchvision {self.arch} weights {entry.name}", entry.url):
             # the builder with weights= also sets what they need (inception's transform_input, ...)
             return get_model(self.arch, weights=entry)
 

@@ -17,17 +17,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 import torch
 
 from facebench.errors import ConfigError
 from facebench.model import BaseModel, load_weights
 from facebench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from facebench_models.downloads import download_errors, ensure_downloadable, socket_timeout
+from facebench_models.downloads import torch_hub_download
 
 IMAGENET_WEIGHTS = "IMAGENET1K_V1"
 
@@ -101,13 +99,5 @@ class Vgg16Model(BaseModel):
     def _imagenet_state_dict(self) -> dict[str, torch.Tensor]:
         """torchvision's ImageNet weights, from the torch hub cache or downloaded."""
         weights = self._weights()
-        what = f"torchvision VGG16 ImageNet weights ({os.path.basename(urlparse(weights.url).path)})"
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
-        instead = (
-            f"Put the file at {cached} (download it from {weights.url}), or pass "
-            f"weights_path=<a local .pth state dict>, or pretrained=false for random weights."
-        )
-        if not cached.is_file():
-            ensure_downloadable(what, weights.url, instead)
-        with download_errors(what, instead), socket_timeout():
+        with torch_hub_download("torchvision VGG16 ImageNet weights", weights.url):
             return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facebench.plots import save_figure
+from facebench.plots import headless_pyplot, save_figure
 from facebench.results import safe_filename
 
 MAX_TICK_LABELS = 80
@@ -15,10 +15,7 @@ MAX_TICK_LABELS = 80
 
 def cka_heatmap(rows: pd.DataFrame, method: str, output_dir: Path, name: str) -> list[Path]:
     """``rows`` (one method of the tidy CKA table) as a square heatmap, models separated by lines."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     keys = list(dict.fromkeys(zip(rows["Model A"], rows["Layer A"], strict=True)))
     position = {key: i for i, key in enumerate(keys)}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.plots import save_figure
+from facebench.plots import headless_pyplot, save_figure
 from facebench.results import safe_filename
 
 MAX_TICK_LABELS = 40
@@ -22,10 +22,7 @@ def rdm_heatmaps(
     model_label: str,
 ) -> list[Path]:
     """The mean human RDM beside a model RDM, same stimulus order; unrated pairs blank."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     n = len(stimuli)
     size = min(5.0 + n * 0.12, 14.0)
@@ -63,10 +60,8 @@ def mds_plot(
     start) of the human and model RDMs; the model's configuration is Procrustes-aligned to the
     human one (rotation, reflection, scale) so the two panels can be compared point by point.
     The human panel is left out when a pair has no rating (MDS needs every dissimilarity)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
+    from matplotlib import colormaps
     from scipy.spatial import procrustes
 
     model_xy = _mds(model, seed)
@@ -78,7 +73,7 @@ def mds_plot(
     fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 5.5), layout="constrained")
     axes = np.atleast_1d(axes)
     labels = [Path(s).stem for s in stimuli]
-    colors = matplotlib.colormaps["tab20"](np.arange(len(stimuli)) % 20)
+    colors = colormaps["tab20"](np.arange(len(stimuli)) % 20)
     for ax, (title, xy) in zip(axes, panels, strict=True):
         ax.scatter(xy[:, 0], xy[:, 1], c=colors, s=30)
         if len(stimuli) <= MAX_TICK_LABELS:
