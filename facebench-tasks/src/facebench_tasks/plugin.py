@@ -11,7 +11,7 @@ TASKS = (
     TaskSpec(
         "accuracy",
         "facebench_tasks.accuracy:AccuracyTask",
-        "Verification: AUC, Youden accuracy, 10-fold accuracy, EER, TAR@FAR",
+        "Verification: 10-fold cross-validated accuracy, AUC, EER, TAR@FAR, in-sample accuracy",
     ),
     TaskSpec(
         "correlation",
