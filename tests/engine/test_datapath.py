@@ -262,6 +262,23 @@ def test_channels_last_gives_the_same_embeddings(photos: list[Path]) -> None:
             )
 
 
+def test_a_compiled_forward_gives_the_same_embeddings_under_its_own_identity(photos: list[Path]) -> None:
+    """torch_compile compiles the network in place: the layer hooks still capture every batch,
+    values agree with the eager forward to float rounding, and they are stored apart from it."""
+    options = {"batch_size": 4, "num_workers": 0, "progress": False}
+    with EmbeddingStore(None) as store:
+        plain = embed_images(ConvNet(), photos[:8], store=store, **options)
+        model = ConvNet()
+        compiled = embed_images(model, photos[:8], store=store, torch_compile=True, **options)
+        assert getattr(model.model, "_compiled_call_impl", None) is not None
+        assert compiled.identity != plain.identity  # its values differ in the last digits
+        assert compiled.computed == 8  # nothing was served from the eager forward's cache
+        for layer in ("block2", "head"):
+            np.testing.assert_allclose(
+                compiled.vectors(layer, photos[:8]), plain.vectors(layer, photos[:8]), rtol=1e-4, atol=1e-5
+            )
+
+
 def test_loading_a_batch_on_threads_gives_the_same_batch(
     photos: list[Path], odd_files: dict[str, Path]
 ) -> None:

@@ -52,7 +52,7 @@ def test_experiment_file_and_flags_name_the_executor(tmp_path: Path) -> None:
     path = tmp_path / "experiment.toml"
     path.write_text(
         'executor = "ray"\nexecutor_options = { address = "auto", num_actors = 3 }\n'
-        'data_path = "cpu"\nchannels_last = true\n'
+        'data_path = "cpu"\nchannels_last = true\ntorch_compile = true\n'
         '[[models]]\nplugin = "vgg16"\n[[tasks]]\nplugin = "accuracy"\n'
     )
     experiment = Experiment.from_toml(path)
@@ -62,6 +62,11 @@ def test_experiment_file_and_flags_name_the_executor(tmp_path: Path) -> None:
         "cpu",
     )
     assert experiment.channels_last is True
+    assert experiment.torch_compile is True and experiment.to_dict()["torch_compile"] is True
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[[models]]\nplugin = "vgg16"\n[[tasks]]\nplugin = "accuracy"\n')
+    assert experiment_from_flags(str(plain), **FLAGS).torch_compile is False
+    assert experiment_from_flags(str(plain), **{**FLAGS, "torch_compile": True}).torch_compile is True
     assert experiment.to_dict()["executor"] == "ray"
     bad = tmp_path / "bad.toml"
     bad.write_text('channels_last = "yes"\n[[models]]\nplugin = "vgg16"\n')

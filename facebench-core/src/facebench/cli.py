@@ -323,6 +323,7 @@ def summary_text(manager: Any) -> str:
     help="Where JPEGs are decoded: device (GPU) or cpu (default auto: device for CUDA models).",
 )
 @click.option("--channels-last", is_flag=True, help="Run the networks in channels-last memory format.")
+@click.option("--torch-compile", is_flag=True, help="Compile each network's forward with torch.compile.")
 @click.option("--quiet", is_flag=True, help="No progress bars or log lines.")
 def run_command(experiment_file: str | None, quiet: bool, **flags: Any) -> None:
     """Run an experiment: every model on every task, results in the output folder.

@@ -75,12 +75,17 @@ def choose_data_path(model: BaseModel, requested: str = "auto") -> str:
     return "device" if declarative and model.device.type == "cuda" else "cpu"
 
 
-def store_identity(model: BaseModel, data_path: str) -> str:
+def store_identity(model: BaseModel, data_path: str, torch_compile: bool = False) -> str:
     """The store identity of ``model``'s embeddings made by ``data_path``: the model's identity
-    for ``cpu``; for ``device`` a variant naming the decoding device type (values differ)."""
-    if data_path == "cpu":
+    for ``cpu``; for ``device`` a variant naming the decoding device type, and for a compiled
+    forward (``torch_compile``) a variant of its own: their values differ in the last digits."""
+    if data_path == "cpu" and not torch_compile:
         return model.identity
-    text = f"{model.identity}:data_path=device:{model.device.type}"
+    text = model.identity
+    if data_path != "cpu":
+        text += f":data_path=device:{model.device.type}"
+    if torch_compile:
+        text += ":torch_compile"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -163,11 +168,14 @@ class DataPath:
     name: str
     model: BaseModel
     channels_last: bool = False  # convert the network once, and every batch, to channels-last
+    torch_compile: bool = False  # compile the network's forward in place (nn.Module.compile)
     fallbacks: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) so far
 
     def __post_init__(self) -> None:
         if self.channels_last:
             self.model.model.to(memory_format=torch.channels_last)
+        if self.torch_compile:  # in place: layer names and per-call layer hooks keep working
+            self.model.model.compile()
 
     def dataset(self, paths: Sequence[str | Path]) -> ImageDataset | EncodedImageDataset:
         preprocess = self.model.get_preprocess_function()

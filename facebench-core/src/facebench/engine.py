@@ -100,6 +100,7 @@ def embed_images(
     executor: Executor | str | None = None,
     data_path: str = "auto",
     channels_last: bool = False,
+    torch_compile: bool = False,
 ) -> Embeddings:
     """Embed every unique image of ``image_paths`` at all of ``model``'s layers, using the store.
 
@@ -109,11 +110,14 @@ def embed_images(
     the missing images (an :class:`~facebench.executors.Executor` or a registered name; default
     ``local``); ``data_path`` is ``auto``, ``cpu`` or ``device`` (:mod:`facebench.datapath`).
     ``channels_last`` runs the network in channels-last memory format (often faster for CNNs
-    on GPUs; values agree with the default format to float rounding).
+    on GPUs; values agree with the default format to float rounding). ``torch_compile``
+    compiles the network's forward with ``torch.compile`` (in place, so layer names and hooks are
+    unchanged; the first batch pays the compilation); its embeddings are stored under their own
+    identity, as its values differ from the eager forward's in the last digits.
     """
     store = store if store is not None else EmbeddingStore()
     path_name = choose_data_path(model, data_path)
-    identity = store_identity(model, path_name)
+    identity = store_identity(model, path_name, torch_compile)
     # an unknown layer fails before any image is read; a cached model is not even built
     model.check_layers(_recorded_layer_names(store, identity))
     paths = [_absolute(path) for path in image_paths]
@@ -130,7 +134,13 @@ def embed_images(
     todo = [key for key in unique if any(key not in table for table in tables.values())]
     if todo:
         store.write_metadata(
-            identity, {**model.describe(), "data_path": path_name, "layer_names": model.layer_names()}
+            identity,
+            {
+                **model.describe(),
+                "data_path": path_name,
+                "torch_compile": torch_compile,
+                "layer_names": model.layer_names(),
+            },
         )
         job = EmbeddingJob(
             model=model,
@@ -145,6 +155,7 @@ def embed_images(
             data_path=path_name,
             total=len(unique),
             channels_last=channels_last,
+            torch_compile=torch_compile,
         )
         prepare = getattr(model.image_step(), "prepare", None)
         if prepare is not None:  # align=mtcnn: crops cached, every face-less image listed at once
@@ -177,7 +188,7 @@ def compute(job: EmbeddingJob) -> None:
 
     model, todo, tables, total = job.model, job.keys, job.tables, job.total
     batch_size, progress = job.batch_size, job.progress
-    data = DataPath(job.data_path, model, job.channels_last)
+    data = DataPath(job.data_path, model, job.channels_last, job.torch_compile)
     dataset = data.dataset(job.paths)
     workers = decoding_workers(job)
     loader = DataLoader(

@@ -11,6 +11,7 @@ An experiment is a TOML file (or the same thing from ``facebench run`` flags)::
     executor_options = { address = "auto" }  # the executor's options (ray: address, num_actors, ...)
     data_path = "auto"              # auto, cpu or device: where JPEGs are decoded (facebench.datapath)
     channels_last = false           # run the networks in channels-last memory format (CNNs on GPUs)
+    torch_compile = false           # compile each network's forward with torch.compile
 
     [[models]]
     plugin = "vgg16"                # a registered model (facebench list models)
@@ -90,6 +91,7 @@ TOP_LEVEL_KEYS = frozenset(
         "executor_options",
         "data_path",
         "channels_last",
+        "torch_compile",
     }
 )
 MODEL_KEYS = {"layers": "extract_layers"}
@@ -159,6 +161,7 @@ class Experiment:
     executor_options: dict[str, Any] = field(default_factory=dict)
     data_path: str = "auto"
     channels_last: bool = False
+    torch_compile: bool = False
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -222,6 +225,7 @@ class Experiment:
             executor_options=_mapping(data.get("executor_options", {}), f"{where}: executor_options"),
             data_path=_optional_str(data.get("data_path"), f"{where}: data_path") or "auto",
             channels_last=_bool(data.get("channels_last", False), f"{where}: channels_last"),
+            torch_compile=_bool(data.get("torch_compile", False), f"{where}: torch_compile"),
         )
 
     # ------------------------------------------------------------------ checking and building
@@ -310,6 +314,7 @@ class Experiment:
             executor=self.create_executor(registry),
             data_path=self.data_path,
             channels_last=self.channels_last,
+            torch_compile=self.torch_compile,
             analyses=analyses,
         )
 
@@ -337,6 +342,7 @@ class Experiment:
             "executor_options": self.executor_options,
             "data_path": self.data_path,
             "channels_last": self.channels_last,
+            "torch_compile": self.torch_compile,
             "models": [{"plugin": m.plugin, "options": m.options} for m in self.models],
             "tasks": [{"plugin": t.plugin, "options": t.options} for t in self.tasks],
             "analyses": [{"plugin": a.plugin, "options": a.options} for a in self.analyses],
@@ -510,6 +516,7 @@ def experiment_from_flags(
     ray_address: str | None = None,
     data_path: str | None = None,
     channels_last: bool = False,
+    torch_compile: bool = False,
     table: str | None = None,
     analyses: Sequence[str] = (),
 ) -> Experiment:
@@ -577,4 +584,6 @@ def experiment_from_flags(
         experiment.data_path = data_path
     if channels_last:
         experiment.channels_last = True
+    if torch_compile:
+        experiment.torch_compile = True
     return experiment

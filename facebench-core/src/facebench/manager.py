@@ -106,7 +106,8 @@ class MultiModelTaskManager:
     on the metric-by-layer plots. ``executor``: who embeds (:mod:`facebench.executors`; a
     registered name or an instance, default ``local``). ``data_path``: ``auto``, ``cpu`` or
     ``device`` (:mod:`facebench.datapath`); ``channels_last``: CNNs in channels-last memory
-    format. ``analyses`` run after every model is embedded.
+    format; ``torch_compile``: each network's forward compiled with ``torch.compile``. ``analyses``
+    run after every model is embedded.
     """
 
     def __init__(
@@ -125,6 +126,7 @@ class MultiModelTaskManager:
         data_path: str = "auto",
         analyses: BaseAnalysis | Sequence[BaseAnalysis] = (),
         channels_last: bool = False,
+        torch_compile: bool = False,
     ) -> None:
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size must be a positive integer, not {batch_size!r}")
@@ -134,6 +136,7 @@ class MultiModelTaskManager:
         self.executor = resolve_executor(executor)
         self.data_path = data_path
         self.channels_last = channels_last
+        self.torch_compile = torch_compile
         self.data_paths: dict[str, str] = {}  # model name -> the data path its images took
         self.models: dict[str, BaseModel] = {}
         self.tasks: dict[str, BaseTask] = {}
@@ -354,6 +357,7 @@ class MultiModelTaskManager:
             executor=self.executor,
             data_path=self.data_path,
             channels_last=self.channels_last,
+            torch_compile=self.torch_compile,
         )
         self.data_paths[model.name] = embeddings.data_path
         return embeddings

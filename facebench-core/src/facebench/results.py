@@ -278,6 +278,7 @@ def build_results_document(
             "executor": manager.executor.describe(),
             "data_paths": dict(manager.data_paths),
             "channels_last": manager.channels_last,
+            "torch_compile": manager.torch_compile,
             "cache_dir": None if store is None or store.temporary else str(store.root),
             "devices": sorted({str(m.get("device")) for m in models if m.get("device")}),
             "precisions": sorted({str(m.get("precision")) for m in models if m.get("precision")}),

@@ -57,6 +57,7 @@ class EmbeddingJob:
     data_path: str = "cpu"
     total: int = 0
     channels_last: bool = False  # the network and its input batches in channels-last memory format
+    torch_compile: bool = False  # the network's forward compiled with torch.compile
 
     def batches(self) -> Iterator[tuple[list[str], list[str]]]:
         """``(keys, paths)`` of each batch, ``batch_size`` images each (the last may be smaller)."""

@@ -117,6 +117,7 @@ class RayExecutor(Executor):
                     "reductions": {layer: job.model.reduction_for(layer) for layer in job.tables},
                     "data_path": job.data_path,
                     "channels_last": job.channels_last,
+                    "torch_compile": job.torch_compile,
                     "threads": max(1, int(self.num_cpus_per_actor)),
                 },
                 max_restarts=0,
@@ -205,6 +206,7 @@ class EmbedActor:
         reductions: dict[str, str],
         data_path: str,
         channels_last: bool,
+        torch_compile: bool,
         threads: int,
     ) -> None:
         import torch
@@ -219,7 +221,7 @@ class EmbedActor:
         self.tables = {
             layer: self.store.table(identity, layer, reduction) for layer, reduction in reductions.items()
         }
-        self.data = DataPath(data_path, model, channels_last)
+        self.data = DataPath(data_path, model, channels_last, torch_compile)
         _ = model.model  # build once, now, so that a model that cannot be built fails the pool
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
