@@ -1,10 +1,11 @@
-"""Test-wide guards: no test may reach the network, and hub libraries run offline."""
+"""Test-wide guards (no test may reach the network; hub libraries run offline) and shared fixtures."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,25 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-block 32 px ViT and its image processor, saved with save_pretrained (random weights,
+    seeded): the offline stand-in for a Hugging Face hub folder."""
+    import torch
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    folder = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(0)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    ViTModel(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder

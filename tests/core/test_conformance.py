@@ -29,26 +29,6 @@ TINY_DINO = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A two-block 32 px ViT and its image processor, saved with save_pretrained."""
-    from transformers import ViTConfig, ViTImageProcessor, ViTModel
-
-    folder = tmp_path_factory.mktemp("tiny-vit")
-    torch.manual_seed(0)
-    config = ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    ViTModel(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
-
-
 # Offline, tiny configurations of every registered model (a new model must be added here).
 MODEL_OPTIONS: dict[str, dict[str, Any]] = {
     "vgg16": {"pretrained": False, "resize": 32, "crop": 32},
