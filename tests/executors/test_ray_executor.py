@@ -6,33 +6,31 @@ from __future__ import annotations
 import filecmp
 import json
 import sys
-from collections import OrderedDict
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from facebench.demo import DemoStimuli, demo_experiment_toml, write_stimuli
 from facebench.engine import embed_images
 from facebench.errors import DataError, ExecutorError
 from facebench.experiment import Experiment, run_experiment
-from facebench.model import BaseModel
 from facebench.preprocessing import Preprocessing
 from facebench.registry import Entry, ModelSpec, Registry, get_registry
 from facebench.store import EmbeddingStore
+from facebench.testing import TinyConvNet
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'facebench-core[ray]')")
 
 from facebench.executors.ray import RayExecutor  # noqa: E402
 
 
-class SmallNet(BaseModel):
-    """conv -> ReLU -> pool -> linear on 32 px images. ``stop_marker``: while that file exists,
-    the forward pass after ``stop_after`` images in one actor kills its process (a crash)."""
+class SmallNet(TinyConvNet):
+    """facebench.testing's tiny network, cropped and normalised as ImageNet. ``stop_marker``:
+    while that file exists, the forward pass after ``stop_after`` images in one actor kills its
+    process (a crash)."""
 
-    default_layers = ("conv", "fc")
     default_reduction = "mean"
 
     def __init__(self, stop_marker: str = "", stop_after: int = 0, bad_marker: str = "", **options) -> None:
@@ -47,17 +45,6 @@ class SmallNet(BaseModel):
 
     def default_preprocessing(self) -> Preprocessing:
         return Preprocessing(resize=32, crop=32)
-
-    def _build_model(self) -> nn.Module:
-        return nn.Sequential(
-            OrderedDict(
-                conv=nn.Conv2d(3, 6, 5, stride=2),
-                relu=nn.ReLU(),
-                pool=nn.AdaptiveAvgPool2d(4),
-                flat=nn.Flatten(),
-                fc=nn.Linear(96, 16),
-            )
-        )
 
     def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.bad_marker and Path(self.bad_marker).exists():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,16 +11,14 @@ import torch
 from torch import nn
 
 from facebench.demo import DemoStimuli, demo_experiment_toml, write_stimuli
-from facebench.model import BaseModel
-from facebench.preprocessing import Preprocessing
 from facebench.registry import Entry, ModelSpec, Registry, TaskSpec, get_registry
 from facebench.task import BaseTask
+from facebench.testing import TinyConvNet
 
 
-class TinyFaceNet(BaseModel):
-    """conv -> ReLU -> pool -> linear on 32 px images; counts constructions and images seen."""
+class TinyFaceNet(TinyConvNet):
+    """facebench.testing's tiny network; counts constructions, builds and images seen."""
 
-    default_layers: ClassVar[tuple[str, ...]] = ("conv", "fc")
     constructed: ClassVar[int] = 0
     built: ClassVar[int] = 0
 
@@ -51,18 +48,7 @@ class TinyFaceNet(BaseModel):
 
     def _build_model(self) -> nn.Module:
         type(self).built += 1
-        return nn.Sequential(
-            OrderedDict(
-                conv=nn.Conv2d(3, 6, 5, stride=2),
-                relu=nn.ReLU(),
-                pool=nn.AdaptiveAvgPool2d(4),
-                flat=nn.Flatten(),
-                fc=nn.Linear(96, 16),
-            )
-        )
-
-    def default_preprocessing(self) -> Preprocessing:
-        return Preprocessing(resize=32, crop=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        return super()._build_model()
 
     def _forward(self, tensor: torch.Tensor) -> torch.Tensor:
         self.images_seen += tensor.shape[0]

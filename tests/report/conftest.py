@@ -3,18 +3,15 @@ percentile table, one failing task, and their results folders for the report tes
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
-from torch import nn
 
 from facebench.demo import write_stimuli
 from facebench.manager import MultiModelTaskManager
-from facebench.model import BaseModel
-from facebench.preprocessing import Preprocessing
 from facebench.task import BaseTask
+from facebench.testing import TinyConvNet
 from facebench_tasks.accuracy import AccuracyTask
 from facebench_tasks.correlation import CorrelationTask
 from facebench_tasks.relative_difference import RelativeDifferenceTask
@@ -22,27 +19,11 @@ from facebench_tasks.relative_difference import RelativeDifferenceTask
 HUMAN_PERCENTILES = Path(__file__).parent.parent / "fixtures" / "manager" / "human_percentiles.csv"
 
 
-class SmallNet(BaseModel):
-    """conv -> ReLU -> pool -> linear on 32 px images."""
-
-    default_layers: ClassVar[tuple[str, ...]] = ("conv", "fc")
+class SmallNet(TinyConvNet):
+    """facebench.testing's tiny network, on the CPU."""
 
     def __init__(self, name: str | None = None, seed: int = 0, device: str = "cpu", **options: Any) -> None:
         super().__init__(name=name, seed=seed, device=device, **options)
-
-    def _build_model(self) -> nn.Module:
-        return nn.Sequential(
-            OrderedDict(
-                conv=nn.Conv2d(3, 6, 5, stride=2),
-                relu=nn.ReLU(),
-                pool=nn.AdaptiveAvgPool2d(4),
-                flat=nn.Flatten(),
-                fc=nn.Linear(96, 16),
-            )
-        )
-
-    def default_preprocessing(self) -> Preprocessing:
-        return Preprocessing(resize=32, crop=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
 class BrokenTask(BaseTask):

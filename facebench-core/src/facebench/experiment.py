@@ -105,8 +105,8 @@ ANALYSIS_KEYS = {"table": "table_path", "images": "images_path"}
 
 
 @dataclass
-class ModelConfig:
-    """One ``[[models]]`` entry: a registered model and its constructor options."""
+class PluginConfig:
+    """One entry of an experiment's lists: a registered plugin and its constructor options."""
 
     plugin: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -116,12 +116,12 @@ class ModelConfig:
         return str(self.options.get("name") or self.plugin)
 
 
-@dataclass
-class TaskConfig:
-    """One ``[[tasks]]`` entry: a registered task and its constructor options."""
+class ModelConfig(PluginConfig):
+    """One ``[[models]]`` entry: a registered model and its constructor options."""
 
-    plugin: str
-    options: dict[str, Any] = field(default_factory=dict)
+
+class TaskConfig(PluginConfig):
+    """One ``[[tasks]]`` entry: a registered task and its constructor options."""
 
     @property
     def name(self) -> str:
@@ -131,16 +131,8 @@ class TaskConfig:
         return Path(source).stem if source else self.plugin
 
 
-@dataclass
-class AnalysisConfig:
+class AnalysisConfig(PluginConfig):
     """One ``[[analyses]]`` entry: a registered analysis and its constructor options."""
-
-    plugin: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return str(self.options.get("name") or self.plugin)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Testing support for plugin authors: the conformance checks ``check_model``, ``check_task``
-and ``check_metric`` (:mod:`facebench.conformance`), tiny stimuli (:mod:`facebench.tiny_data`;
+and ``check_metric`` (:mod:`facebench.conformance`), a tiny random-weight network
+(:class:`~facebench.tiny_model.TinyConvNet`), tiny stimuli (:mod:`facebench.tiny_data`;
 the pytest fixtures ``facebench_task_data`` and ``facebench_images`` come from
 :mod:`facebench.pytest_plugin`, registered with pytest when facebench-core is installed), and a
 :class:`LayerView` over an array, for testing tasks and analyses without a model.
@@ -64,9 +65,11 @@ def array_view(
 # The conformance checks and stimuli for plugin tests (the fixtures are in facebench.pytest_plugin).
 from facebench.conformance import check_metric, check_model, check_task  # noqa: E402
 from facebench.tiny_data import TaskData, identity_embeddings, write_images, write_task_data  # noqa: E402
+from facebench.tiny_model import TinyConvNet  # noqa: E402
 
 __all__ = [
     "TaskData",
+    "TinyConvNet",
     "array_view",
     "check_metric",
     "check_model",
