@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The user's own cache and data folders (embeddings, option and digest memos, datasets) stay
+# untouched: tests, and the commands they start, use folders of their own.
+for _variable in ("XDG_CACHE_HOME", "XDG_DATA_HOME"):
+    os.environ.setdefault(_variable, tempfile.mkdtemp(prefix=f"facebench-tests-{_variable.lower()}-"))
 
 
 def _is_local(address: object) -> bool:

@@ -6,13 +6,17 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sys
 
 import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True  # a missing Python fails the run, never skips it
 
-PYTHON = "3.11"
+# the Python that runs nox, whichever 3.11+ it is (an older one fails to install facebench, loudly);
+# `nox --force-python 3.13` picks another
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 PACKAGES = ("./facebench-core", "./facebench-models", "./facebench-tasks", "./plugins-example")
 # torch and torchvision are installed first and explicitly; override for another build.
 TORCH = os.environ.get("FACEBENCH_TORCH", "torch==2.14.1 torchvision==0.29.1").split()
@@ -23,8 +27,10 @@ QUIET_MKDOCS = {"NO_MKDOCS_2_WARNING": "1"}
 def install_facebench(session: nox.Session) -> None:
     session.install(*TORCH)
     session.install(*PACKAGES)
-    session.install("./facebench-core[ray]")  # the ray executor: its tests and benchmark
-    # facenet-pytorch pins an old torch; its MTCNN detector needs only what is installed already.
+    # the ray executor (its tests and benchmark) and extract's file formats (h5py, pyarrow, rsatoolbox)
+    session.install("./facebench-core[ray,extract]")
+    # facenet-pytorch, a reference only (facenet embeddings, MTCNN and the shipped MTCNN weights
+    # are compared with it); it pins an old torch, so without its dependencies.
     session.install("--no-deps", "facenet-pytorch")
     session.install("requests")  # facenet_pytorch imports it at load time
 

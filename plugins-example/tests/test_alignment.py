@@ -1,4 +1,5 @@
-"""dlib-resnet with align=true: the core's MTCNN alignment to dlib-style chips (facebench.alignment)."""
+"""dlib-resnet with align=mtcnn (or true): the core's MTCNN alignment to dlib-style chips
+(facebench.alignment), with the weights shipped in facebench-core."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from PIL import Image
 
 from facebench.alignment import FaceAligner, similarity_transform
 from facebench.alignment import dlib_template as chip_template
-from facebench.errors import ConfigError, DataError
+from facebench.errors import DataError
 from facebench_example.model import DlibResNet
 
 
@@ -36,7 +37,6 @@ def test_chip_template_is_dlibs_mean_face_with_padding() -> None:
 def test_alignment_finds_the_face_and_dlib_agrees_it_is_the_same_person(
     fixtures: Path, dlib_model: DlibResNet, dlib_descriptors: dict
 ) -> None:
-    pytest.importorskip("facenet_pytorch")
     photo = Image.open(fixtures / "grace_hopper.jpg").convert("RGB")  # public domain, US Navy
     landmarks = FaceAligner().landmarks(photo)
     left_eye, right_eye, nose, mouth_left, mouth_right = landmarks
@@ -55,22 +55,26 @@ def test_alignment_finds_the_face_and_dlib_agrees_it_is_the_same_person(
 
 
 def test_no_face_is_a_data_error_naming_the_file(tmp_path: Path) -> None:
-    pytest.importorskip("facenet_pytorch")
     blank = tmp_path / "blank_wall.png"
     Image.new("RGB", (200, 200), (120, 130, 140)).save(blank)
     with pytest.raises(DataError, match=r"blank_wall\.png.*no face found"):
         DlibResNet(device="cpu", align=True).preprocess_image(blank)
 
 
-def test_alignment_without_facenet_pytorch_says_how_to_install_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_alignment_needs_no_facenet_pytorch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fixtures: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # not installed
     monkeypatch.delenv("FACEBENCH_MTCNN_WEIGHTS", raising=False)
-    photo = tmp_path / "not_aligned_before.png"  # not in the crop cache, so the detector is needed
-    Image.fromarray(np.random.default_rng(7).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(photo)
-    with pytest.raises(ConfigError, match="pip install --no-deps facenet-pytorch"):
-        DlibResNet(device="cpu", align=True).preprocess_image(photo)
+    model = DlibResNet(device="cpu", align="mtcnn")
+    model.image_step().cache_dir = tmp_path  # an empty crop cache: the detector is needed
+    assert model.preprocess_image(fixtures / "grace_hopper.jpg").shape == (3, 150, 150)
+
+
+def test_align_true_and_align_mtcnn_are_one_spelling() -> None:
+    assert DlibResNet(align=True).identity == DlibResNet(align="mtcnn").identity
+    assert DlibResNet(align=False).identity == DlibResNet(align="none").identity
+    assert DlibResNet(align="true").align == "mtcnn"
 
 
 def test_unaligned_model_needs_no_detector(monkeypatch: pytest.MonkeyPatch, fixtures: Path) -> None:

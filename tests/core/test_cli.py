@@ -36,7 +36,16 @@ def test_list_json_shape() -> None:
     result = CliRunner().invoke(main, ["list", "--json"])
     assert result.exit_code == 0, result.output
     listing = json.loads(result.output)
-    assert set(listing) == {"models", "tasks", "metrics", "executors", "analyses", "plugins"}
+    assert set(listing) == {
+        "models",
+        "tasks",
+        "metrics",
+        "executors",
+        "analyses",
+        "datasets",
+        "benchmarks",
+        "plugins",
+    }
     assert {(e["name"], e["plugin"]) for e in listing["executors"]} >= {
         ("local", "facebench-core"),
         ("ray", "facebench-core"),

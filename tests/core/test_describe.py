@@ -20,13 +20,14 @@ def test_describe_a_model_shows_options_defaults_and_preprocessing() -> None:
     assert info["default_layers"] == ["classifier.4"] and info["default_reduction"] == "flatten"
     assert info["preprocessing"]["resize"] == 256 and info["preprocessing"]["crop"] == 224
     options = {option["name"]: option for option in info["options"]}
-    assert options["pretrained"] == {
+    pretrained = options["pretrained"]
+    assert {key: pretrained[key] for key in ("name", "type", "default", "required")} == {
         "name": "pretrained",
         "type": "true or false",
         "default": True,
         "required": False,
-        "help": "ImageNet weights (true) or random weights (false).",
     }
+    assert "(false)" in pretrained["help"] and pretrained["help"].endswith(".")  # a whole sentence
     assert options["resize"]["type"] == "int | [int, int] | none"
     assert options["interpolation"]["help"]
 
@@ -46,6 +47,15 @@ def test_describe_a_task_and_a_metric_sharing_a_name_needs_kind() -> None:
     task = json.loads(CliRunner().invoke(main, ["describe", "accuracy", "--json"]).output)
     assert {"n_folds", "label_column", "distance_metric"} <= {o["name"] for o in task["options"]}
     assert task["pairs_file"] == "required"
+
+
+def test_describe_lists_the_label_column_among_the_required_columns() -> None:
+    accuracy = json.loads(CliRunner().invoke(main, ["describe", "accuracy", "--json"]).output)
+    assert accuracy["required_columns"] == ["img1", "img2", "truth"]
+    text = CliRunner().invoke(main, ["describe", "accuracy"]).output
+    assert "Required columns: img1, img2, truth" in text
+    probe = json.loads(CliRunner().invoke(main, ["describe", "probe", "--json"]).output)
+    assert probe["required_table_columns"] == ["image", "label"] and "required_columns" not in probe
 
 
 def test_describe_unknown_names_and_families_without_architectures() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from facebench.cli import main
 from facebench.errors import DataError
@@ -16,12 +19,21 @@ from facebench.pair_maker import make_pairs, read_lfw_pairs, scan_dataset
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pairs"
 
 
+def image_bytes(text: str) -> bytes:
+    """A tiny PNG whose pixels (and so bytes) depend on ``text``."""
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+    pixels = np.random.default_rng(seed).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def make_dataset(root: Path, sizes: dict[str, int]) -> Path:
-    """``root/<identity>/<identity>_<i>.jpg`` with distinct bytes (only their content is read)."""
+    """``root/<identity>/<identity>_<i>.jpg``: tiny images with distinct bytes."""
     for name, count in sizes.items():
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            (root / name / f"{name}_{i:04d}.jpg").write_bytes(f"{name}-{i}".encode())
+            (root / name / f"{name}_{i:04d}.jpg").write_bytes(image_bytes(f"{name}-{i}"))
     return root
 
 
@@ -88,9 +100,9 @@ def test_identical_bytes_count_once_and_near_empty_identities_are_skipped(tmp_pa
     (root / "empty").mkdir()
     (root / "ann" / "copy_of_ann_0000.jpg").write_bytes((root / "ann" / "ann_0000.jpg").read_bytes())
     # the same bytes filed under two people: its identity is unknown, every copy is left out
-    (root / "cat" / "cat_0002.jpg").write_bytes(b"shared")
-    (root / "bob" / "bob_0003.jpg").write_bytes(b"shared")
-    (root / "loose.jpg").write_bytes(b"loose")
+    (root / "cat" / "cat_0002.jpg").write_bytes(image_bytes("shared"))
+    (root / "bob" / "bob_0003.jpg").write_bytes(image_bytes("shared"))
+    (root / "loose.jpg").write_bytes(image_bytes("loose"))
     dataset = scan_dataset(root)
     assert dataset.duplicates == 1
     assert dataset.conflicts == 2
@@ -229,3 +241,26 @@ def test_accuracy_fold_column_uses_the_files_folds(dataset_dir: Path, tmp_path: 
     )
     contiguous = ordered.compute_task_performance(pairs)
     assert contiguous["Cross-Validated Accuracy"].iloc[0] == pytest.approx(np.mean(expected))
+
+
+def test_only_files_that_decode_as_images_are_counted(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "faces", {"ann": 2, "bob": 2})
+    (root / "ann" / "notes.jpg").write_text("a text file named like an image")
+    (root / "bob" / "cut.png").write_bytes(image_bytes("cut")[:30])
+    dataset = scan_dataset(root)
+    assert dataset.images == {
+        "ann": ["ann/ann_0000.jpg", "ann/ann_0001.jpg"],
+        "bob": ["bob/bob_0000.jpg", "bob/bob_0001.jpg"],
+    }
+    assert dataset.undecodable == 2
+    assert "2 files that do not decode as images left out" in dataset.summary()
+
+
+def test_a_non_utf8_lfw_pairs_file_is_one_error(tmp_path: Path) -> None:
+    latin = tmp_path / "pairs.txt"
+    latin.write_bytes("1\t1\nJos\xe9_Garc\xeda\t1\t2\nAnn\t1\tBob\t1\n".encode("latin-1"))
+    result = CliRunner().invoke(
+        main, ["pairs", "--from-lfw", str(latin), "--output", str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is not UTF-8 text (byte 0xE9 on line 2)" in result.output and "Traceback" not in result.output

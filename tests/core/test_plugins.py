@@ -74,6 +74,7 @@ def test_misspelled_hook_marks_plugin_broken() -> None:
     info = next(p for p in registry.plugins if p.name == "typo")
     assert info.status == "broken"
     assert "register_one_model" in info.error
+    assert "did you mean 'register_models'?" in info.error
     assert "x" not in registry.names("model")
 
 
@@ -91,7 +92,8 @@ def test_hook_that_raises_marks_only_that_plugin_broken() -> None:
         ("bad", make_module("bad", register_tasks=register_tasks_broken)),
     )
     bad = next(p for p in registry.plugins if p.name == "bad")
-    assert (bad.status, bad.error) == ("broken", "RuntimeError: config file missing")
+    assert (bad.status, bad.error) == ("broken", "RuntimeError: config file missing; second line")
+    assert "config file missing" in bad.traceback and "Traceback" in bad.traceback
     assert registry.names("task") == ["fine"]
 
 
@@ -197,3 +199,102 @@ def test_options_forwarded_with_kwargs_are_checked_against_the_base_class() -> N
         match=r"does not take the option 'sede'; did you mean 'seed'\? Accepted options: name, depth, seed ",
     ):
         registry.create("model", "child", sede=4)
+
+
+def test_wrong_hook_signature_shows_pluggys_cause_and_the_fix() -> None:
+    @facebench.hookimpl
+    def register_models(registry):
+        registry(ModelSpec("x", Net))
+
+    registry = registry_from(("my-lab", make_module("my_lab", register_models=register_models)))
+    info = next(p for p in registry.plugins if p.name == "my-lab")
+    assert info.status == "broken"
+    assert "Argument(s) {'registry'} are declared in the hookimpl but can not be found" in info.error
+    assert "takes exactly one argument, named register" in info.error
+    assert info.to_dict()["error"] == info.error and "traceback" not in info.to_dict()
+    assert "PluginValidationError" in info.to_dict(with_traceback=True)["traceback"]
+
+
+def test_a_hook_without_the_decorator_and_a_plugin_registering_nothing_warn() -> None:
+    def register_models(register):  # no @facebench.hookimpl
+        register(ModelSpec("x", Net))
+
+    registry = registry_from(("my-lab", make_module("my_lab", register_models=register_models)))
+    info = next(p for p in registry.plugins if p.name == "my-lab")
+    assert (info.status, info.hooks, info.provides) == ("ok", [], {})
+    assert "my_lab.register_models lacks @facebench.hookimpl" in info.warning
+    assert "it registers nothing" in info.warning
+    core = next(p for p in registry.plugins if p.name == "facebench-core")
+    assert core.warning is None and core.provides["metrics"] == 5 and "register_metrics" in core.hooks
+
+
+def test_sys_exit_at_import_marks_the_plugin_broken(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    (tmp_path / "fb_test_exits.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = plugins.new_plugin_manager()
+    infos = plugins.load_entry_points(pm, [entry_point("exits", "fb_test_exits")], disabled=set())
+    (info,) = infos.values()
+    assert info.status == "broken"
+    assert info.error == "SystemExit: the plugin called sys.exit(3) while being imported"
+
+
+def test_a_keyboard_interrupt_while_loading_is_not_swallowed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    (tmp_path / "fb_test_interrupts.py").write_text("raise KeyboardInterrupt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        plugins.load_entry_points(
+            plugins.new_plugin_manager(), [entry_point("stop", "fb_test_interrupts")], disabled=set()
+        )
+
+
+def test_entry_point_typo_suggests_the_module(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    package = tmp_path / "fb_test_lab"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    infos = plugins.load_entry_points(
+        plugins.new_plugin_manager(), [entry_point("lab", "fb_test_lab.plugn")], disabled=set()
+    )
+    (info,) = infos.values()
+    assert "did you mean 'fb_test_lab.plugin'?" in info.error
+    assert "[project.entry-points.facebench]" in info.error
+
+
+def test_an_unknown_name_with_a_broken_plugin_names_it_instead_of_guessing() -> None:
+    @facebench.hookimpl
+    def register_models(register):
+        raise RuntimeError("weights folder not configured")
+
+    registry = registry_from(("facelab", make_module("facelab", register_models=register_models)))
+    with pytest.raises(UnknownNameError) as caught:
+        registry.get("model", "facelab-convnet")
+    message = str(caught.value)
+    assert "'facelab' (RuntimeError: weights folder not configured)" in message
+    assert "broken, so nothing it registers is available" in message
+    assert "did you mean" not in message
+    assert "facebench list plugins --traceback" in message
+
+
+def test_a_typo_in_a_target_class_gets_did_you_mean() -> None:
+    spec = ModelSpec("net", "facebench.tiny_model:TinyConvNett")
+    with pytest.raises(ConfigError, match=r"did you mean 'facebench.tiny_model:TinyConvNet'\?"):
+        spec.load()
+    module_typo = ModelSpec("net", "facebench.tiny_modl:TinyConvNet")
+    with pytest.raises(
+        ConfigError,
+        match=r"names the module 'facebench.tiny_modl', which does not exist; "
+        r"did you mean 'facebench.tiny_model'\?",
+    ):
+        module_typo.load()
+
+
+def test_a_target_module_calling_sys_exit_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    (tmp_path / "fb_test_target_exits.py").write_text("import sys\nsys.exit('no GPU here')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"cannot be imported \(SystemExit: no GPU here\)"):
+        ModelSpec("net", "fb_test_target_exits:Net").load()

@@ -1,10 +1,11 @@
-"""``align=mtcnn`` on any model: MTCNN against facenet-pytorch's, templates, the crop cache,
-every face-less image listed at once, ``on_no_face=center-crop``."""
+"""``align=mtcnn`` on any model: the shipped weights, MTCNN against facenet-pytorch's, batched
+detection against one image at a time, templates, the crop cache and its progress bar, every
+face-less image listed at once, ``on_no_face=center-crop``, ``facebench align --sheet``, and
+``align=true`` as a synonym."""
 
 from __future__ import annotations
 
 import re
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from facebench import alignment
-from facebench.alignment import MTCNN, TEMPLATES, FaceAligner
+from facebench import alignment, contact_sheet
+from facebench.alignment import MTCNN, TEMPLATES, AlignStep, FaceAligner
 from facebench.engine import embed_images
 from facebench.errors import ConfigError, DataError
 from facebench.model import BaseModel
@@ -24,13 +25,11 @@ from facebench.store import EmbeddingStore
 
 PHOTO = Path(__file__).parents[1] / "fixtures" / "alignment" / "grace_hopper.jpg"
 
-try:
-    alignment.mtcnn_weights_dir()
-except ConfigError:
-    pytest.skip(
-        "MTCNN's weight files are not installed (pip install --no-deps facenet-pytorch)",
-        allow_module_level=True,
-    )
+
+def facenet_pytorch_data() -> Path:
+    """facenet-pytorch's folder of MTCNN ``.pt`` files (the test is skipped without it)."""
+    reference = pytest.importorskip("facenet_pytorch")
+    return Path(reference.__file__).parent / "data"
 
 
 class ArcFaceInput(BaseModel):
@@ -87,15 +86,17 @@ def test_aligned_face_has_its_landmarks_on_the_template(photo: Image.Image, temp
 def test_any_model_aligns_and_second_model_reuses_the_crops(
     tmp_path: Path, blanks: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[int] = []
-    original = FaceAligner.face
-    monkeypatch.setattr(FaceAligner, "face", lambda self, image: calls.append(1) or original(self, image))
+    detected: list[int] = []
+    original = MTCNN.detect_batch
+    monkeypatch.setattr(
+        MTCNN, "detect_batch", lambda self, images: detected.append(len(images)) or original(self, images)
+    )
     store = EmbeddingStore(tmp_path / "cache")
     model = ArcFaceInput(device="cpu", align="mtcnn", on_no_face="center-crop")
     plain = ArcFaceInput(device="cpu")
     assert model.identity != plain.identity
     first = embed_images(model, [PHOTO, *blanks], store=store, progress=False, num_workers=0)
-    assert len(calls) == 3  # one detection per image
+    assert sum(detected) == 3  # one detection per image
     crops = sorted((tmp_path / "cache" / "aligned").rglob("*.png"))
     assert len(crops) == 1 and crops[0].parent.name.startswith("arcface-")
     with Image.open(crops[0]) as crop:
@@ -104,7 +105,19 @@ def test_any_model_aligns_and_second_model_reuses_the_crops(
     # a second model with the same template (other options): no detection, face-less ones remembered
     other = ArcFaceInput(device="cpu", align="mtcnn", on_no_face="center-crop", seed=1, name="other")
     embed_images(other, [PHOTO, *blanks], store=store, progress=False, num_workers=0)
-    assert len(calls) == 3
+    assert sum(detected) == 3
+
+
+def test_progress_bar_counts_the_cached_crops(
+    tmp_path: Path, blanks: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    step = AlignStep("arcface", on_no_face="skip", cache_dir=tmp_path / "crops")
+    first = step.align_files([PHOTO, *blanks], progress=True)
+    assert "3/3" in capsys.readouterr().err
+    assert first[str(PHOTO)] is not None and first[str(blanks[0])] is None
+    again = step.align_files([PHOTO, *blanks], progress=True)
+    assert again == first
+    assert re.search(r"3/3.*cached=3, no_face=2", capsys.readouterr().err)
 
 
 def test_every_image_without_a_face_is_listed_at_once(tmp_path: Path, blanks: list[Path]) -> None:
@@ -122,20 +135,107 @@ def test_center_crop_for_images_without_a_face(blanks: list[Path]) -> None:
         ArcFaceInput(device="cpu", align="mtcnn").preprocess_image(blanks[1])
 
 
-def test_missing_weight_files_say_how_to_get_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)
+def test_shipped_weights_load_strictly_and_equal_facenet_pytorchs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(alignment.WEIGHTS_VARIABLE, raising=False)
+    assert alignment.mtcnn_weights_path() == alignment.SHIPPED_WEIGHTS
+    assert alignment.SHIPPED_WEIGHTS.stat().st_size < 2_000_000
+    shipped = alignment.load_mtcnn_weights()
+    for name, network in alignment.NETWORKS.items():
+        network().load_state_dict(shipped[name], strict=True)
+    folder = facenet_pytorch_data()
+    for name in alignment.NETWORKS:
+        original = torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
+        assert original.keys() == shipped[name].keys()
+        assert all(torch.equal(original[key], shipped[name][key]) for key in original)
+    # the override reads facenet-pytorch's files; the same weights give the same cache identity
+    monkeypatch.setenv(alignment.WEIGHTS_VARIABLE, str(folder))
+    assert alignment.mtcnn_weights_path() == folder
+    assert alignment.weights_digest(alignment.load_mtcnn_weights()) == alignment.weights_digest(shipped)
+
+
+def test_a_weights_override_without_weights_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv(alignment.WEIGHTS_VARIABLE, str(tmp_path))
-    with pytest.raises(ConfigError, match=r"pip install --no-deps facenet-pytorch.*FACEBENCH_MTCNN_WEIGHTS"):
+    with pytest.raises(
+        ConfigError, match=r"FACEBENCH_MTCNN_WEIGHTS=.* holds no MTCNN weights.*mtcnn\.safetensors"
+    ):
         _ = ArcFaceInput(device="cpu", align="mtcnn").identity
 
 
-def test_networks_load_facenet_pytorch_weight_files_strictly() -> None:
-    folder = alignment.mtcnn_weights_dir()
-    for network, name in zip(
-        (alignment.PNet(), alignment.RNet(), alignment.ONet()), alignment.WEIGHT_FILES, strict=True
-    ):
-        state = torch.load(folder / name, map_location="cpu", weights_only=True)
-        network.load_state_dict(state, strict=True)
+def test_batched_detection_equals_one_image_at_a_time(photo: Image.Image) -> None:
+    wall = Image.new("RGB", photo.size, (120, 130, 140))
+    turned = [photo.rotate(angle, Image.Resampling.BILINEAR) for angle in (-8, 0, 8)]
+    images = [*turned, wall, photo.resize((250, 293)), photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    detector = MTCNN()
+    batched = detector.detect_batch(images)
+    for image, faces in zip(images, batched, strict=True):
+        alone = detector.detect(image)
+        assert len(faces) == len(alone)
+        for face, single in zip(faces, alone, strict=True):
+            np.testing.assert_allclose(face.landmarks, single.landmarks, atol=1e-3)
+            np.testing.assert_allclose(face.box, single.box, atol=1e-3)
+            assert face.probability == pytest.approx(single.probability, abs=1e-5)
+    assert [len(faces) for faces in batched] == [1, 1, 1, 0, 1, 1]
+
+
+def test_large_photos_are_downscaled_and_their_landmarks_mapped_back(photo: Image.Image) -> None:
+    detector = MTCNN()
+    large = photo.resize((photo.width * 3, photo.height * 3), Image.Resampling.BICUBIC)  # 1536x1800
+    assert max(large.size) > detector.max_side
+    (face,) = detector.detect(large)
+    (small,) = detector.detect(photo)
+    eye_distance = np.linalg.norm(small.landmarks[1] - small.landmarks[0])
+    # the same face, in the large photo's pixels (centres at integers: x_large = 3 x + 1)
+    assert np.abs(face.landmarks - (3 * small.landmarks + 1)).max() < 0.05 * 3 * eye_distance
+
+
+def test_align_true_and_align_mtcnn_are_one_option() -> None:
+    from facebench.registry import get_registry
+
+    def vgg16(align: object) -> BaseModel:
+        return get_registry().create("model", "vgg16", pretrained="false", device="cpu", align=align)
+
+    aligned = {vgg16(spelling).identity for spelling in ("mtcnn", "true", True, "yes")}
+    assert len(aligned) == 1
+    assert vgg16("false").align == vgg16("none").align == "none"
+    assert vgg16("none").identity not in aligned
+    with pytest.raises(ConfigError, match="align"):
+        vgg16("dlib")
+
+
+def test_align_command_writes_a_contact_sheet_by_image_name(tmp_path: Path, blanks: list[Path]) -> None:
+    from click.testing import CliRunner
+
+    from facebench.cli import main
+
+    folder = blanks[0].parent
+    (folder / "people").mkdir()
+    (folder / "people" / "hopper.jpg").write_bytes(PHOTO.read_bytes())
+    sheet = tmp_path / "sheet.png"
+    args = ["align", str(folder), "--template", "arcface", "--sheet", str(sheet)]
+    result = CliRunner().invoke(main, [*args, "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "Aligned 1 of 3 images" in result.output and "wall_0.png, wall_1.png" in result.output
+    (crop,) = (tmp_path / "cache" / "aligned").rglob("*.png")
+    with Image.open(sheet) as written:
+        pixels = np.asarray(written.convert("RGB"), dtype=float)
+    cell, caption = contact_sheet.CELL, contact_sheet.CAPTION
+    assert pixels.shape == (cell + caption, 3 * cell, 3)  # names sorted: people/hopper.jpg first
+    with Image.open(crop) as face:
+        expected = np.asarray(
+            face.convert("RGB").resize((cell, cell), Image.Resampling.BILINEAR), dtype=float
+        )
+    np.testing.assert_array_equal(pixels[:cell, :cell], expected)
+    assert (pixels[5, cell + 5] == 200).all()  # the face-less ones: grey cells
+    assert pixels[cell:, :cell].min() < 100  # a caption under the face
+
+
+def test_contact_sheets_hold_every_image(tmp_path: Path) -> None:
+    crops = [(f"image_{index}.png", None) for index in range(5)]
+    paths = contact_sheet.write_contact_sheets(crops, tmp_path / "sheet.png", per_sheet=2)
+    assert [path.name for path in paths] == ["sheet.png", "sheet-2.png", "sheet-3.png"]
+    assert all(path.is_file() for path in paths)
 
 
 @pytest.fixture

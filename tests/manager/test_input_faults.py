@@ -48,8 +48,8 @@ def full_registry(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Regist
     [
         (
             "ghost",
-            "model 'ghost': its target 'no_such_module_xyz:Net' cannot be imported "
-            "(ModuleNotFoundError: No module named 'no_such_module_xyz')",
+            "model 'ghost': its target 'no_such_module_xyz:Net' names the module "
+            "'no_such_module_xyz', which does not exist",
         ),
         ("raising", "model 'raising' could not be created (RuntimeError: CUDA driver is too old)"),
     ],

@@ -68,6 +68,7 @@ def finished(stimuli, rsa_inputs, tmp_path_factory, tiny_net):
         CKAAnalysis(),
         CKAAnalysis(name="cka-table", table_path=folder / "faces.csv", images_path=stimuli.images),
         CKAAnalysis(name="cka-three", table_path=folder / "three.csv", images_path=stimuli.images),
+        CKAAnalysis(name="cka-stats", methods=["debiased", "rbf"], bootstrap=30, permutations=19),
     ]
     models = [tiny_net(name="tiny-a", seed=0), tiny_net(name="tiny-b", seed=1)]
     with MultiModelTaskManager(
@@ -188,3 +189,18 @@ def test_toml_tables_and_analyses_resolve_against_the_file(tmp_path) -> None:
         "methods": ["linear"],
     }
     assert experiment.to_dict()["analyses"] == [{"plugin": "cka", "options": analysis.options}]
+
+
+def test_cka_intervals_p_values_and_rbf_reach_the_run_folder(finished) -> None:
+    _, _, out = finished
+    table = pd.read_csv(out / "analyses" / "cka-stats.csv")
+    assert list(table.columns)[-4:] == ["CKA", "CI low", "CI high", "p (permutation)"]
+    assert list(table["Method"].unique()) == ["debiased linear", "rbf 0.5"]
+    debiased = table[table["Method"] == "debiased linear"]
+    assert (debiased["CI low"] <= debiased["CI high"]).all()
+    assert table[table["Method"] == "rbf 0.5"]["CI low"].isna().all()  # intervals: debiased only
+    assert table["p (permutation)"].between(1 / 20, 1.0).all()
+    assert (out / "plots" / "analyses" / "cka-stats" / "cka-stats_rbf_0.5.png").is_file()
+    document = json.loads((out / RESULTS_JSON_FILE).read_text())
+    (described,) = [a for a in document["analyses"] if a["name"] == "cka-stats"]
+    assert described["options"]["bootstrap"] == 30 and described["options"]["permutations"] == 19

@@ -17,6 +17,7 @@ from PIL import Image
 from facebench.errors import ConfigError, DataError
 from facebench.interrupt import Terminated
 from facebench.manager import MultiModelTaskManager
+from facebench.report import write_report
 from facebench.results import RESULTS_JSON_FILE
 from facebench_tasks.accuracy import AccuracyTask
 
@@ -80,24 +81,61 @@ def files_in(folder: Path) -> set[str]:
 
 
 # ---------------------------------------------------------------- item 8: one whole run per folder
-def test_a_failed_rerun_replaces_the_whole_folder_not_half_of_it(data, tmp_path, tiny_net):
+def test_a_rerun_with_results_replaces_the_whole_folder_not_half_of_it(data, tmp_path, tiny_net):
     out = tmp_path / "out"
     run([tiny_net(name="tiny")], tasks(data), out)
     assert (out / "performance" / "B.csv").is_file()
-    broken = tiny_net(name="tiny", seed=2)
+    second = run([tiny_net(name="tiny", seed=2)], tasks(data, ("A",)), out)
+    assert document(out)["status"] == "completed"
+    assert second.output_folder == out
+    listed = set(document(out)["files"]) | {RESULTS_JSON_FILE}
+    assert files_in(out) == listed  # the manifest lists every file, and nothing is left over
+    assert not (out / "performance" / "B.csv").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no hidden leftovers
 
+
+def fail_on_forward(model) -> None:
     def fail(tensor):
         raise RuntimeError("CUDA error: device lost")
 
-    broken._forward = fail  # every model fails
+    model._forward = fail
+
+
+def test_a_rerun_whose_models_all_fail_is_kept_beside_the_complete_run(data, tmp_path, tiny_net):
+    out = tmp_path / "out"
+    run([tiny_net(name="tiny")], tasks(data), out)
+    before = {name: (out / name).read_bytes() for name in files_in(out)}
+    broken = tiny_net(name="tiny", seed=2)
+    fail_on_forward(broken)
     second = run([broken], tasks(data, ("A",)), out)
-    assert document(out)["status"] == "completed with failures"
-    assert second.output_folder == out
-    listed = set(document(out)["files"]) | {RESULTS_JSON_FILE, "report.html"}
-    assert files_in(out) <= listed  # nothing left over from the first run
-    assert not (out / "performance" / "B.csv").exists()
-    assert not (out / "distances").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no hidden leftovers
+    assert {name: (out / name).read_bytes() for name in files_in(out)} == before
+    assert second.status == "failed" and second.output_folder.name.startswith("out.failed-")
+    assert document(second.output_folder)["status"] == "failed"
+    assert "device lost" in document(second.output_folder)["failures"][0]["error"]
+
+
+def test_a_first_run_with_no_result_is_the_output_folder_and_says_failed(data, tmp_path, tiny_net):
+    broken = tiny_net(name="tiny")
+    fail_on_forward(broken)
+    m = run([broken], tasks(data), tmp_path / "out")
+    assert m.output_folder == tmp_path / "out" and document(m.output_folder)["status"] == "failed"
+
+
+def test_a_run_stopped_by_an_error_is_failed_and_kept_beside(data, tmp_path, tiny_net, monkeypatch):
+    out = tmp_path / "out"
+    run([tiny_net(name="tiny")], tasks(data), out)
+
+    def broken(self):
+        raise MemoryError("out of memory in an analysis")
+
+    monkeypatch.setattr(MultiModelTaskManager, "run_analyses", broken)
+    with pytest.raises(MemoryError) as caught:
+        run([tiny_net(name="tiny", seed=4)], tasks(data), out)
+    assert document(out)["status"] == "completed"
+    [beside] = [p for p in tmp_path.iterdir() if p.name.startswith("out.failed-")]
+    assert document(beside)["status"] == "failed"
+    assert document(beside)["failures"][-1]["stage"] == "run"
+    assert str(beside) in caught.value.__notes__[0]
 
 
 def interrupt_on_forward(model) -> None:
@@ -134,10 +172,61 @@ def test_an_interrupted_first_run_becomes_the_output_folder(data, tmp_path, tiny
 def test_a_folder_of_other_files_is_refused_before_any_model_is_built(data, tmp_path, tiny_net):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(ConfigError, match=r"holds files but no results\.json"):
+    with pytest.raises(ConfigError, match=r"holds files but no results\.json written by facebench"):
         run([tiny_net(name="tiny")], tasks(data), tmp_path / "mine")
     assert tiny_net.built == 0
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_a_results_json_facebench_did_not_write_is_not_a_run(data, tmp_path, tiny_net):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / RESULTS_JSON_FILE).write_text('{"my": "own results"}')
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    with pytest.raises(ConfigError, match=r"no results\.json written by facebench"):
+        run([tiny_net(name="tiny")], tasks(data), tmp_path / "mine")
+    assert (tmp_path / "mine" / RESULTS_JSON_FILE).read_text() == '{"my": "own results"}'
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+
+
+def test_files_the_run_did_not_write_are_listed_and_never_deleted(data, tmp_path, tiny_net):
+    out = tmp_path / "out"
+    run([tiny_net(name="tiny")], tasks(data), out)
+    (out / "notes.txt").write_text("precious")
+    (out / "plots" / "draft").mkdir(parents=True)
+    (out / "plots" / "draft" / "chapter.tex").write_text("thesis")
+    with pytest.raises(ConfigError) as caught:
+        run([tiny_net(name="tiny", seed=2)], tasks(data), out)
+    assert "holds 2 file(s) facebench did not write: notes.txt, plots/draft/chapter.tex" in str(caught.value)
+    assert (out / "notes.txt").read_text() == "precious"
+    assert (out / "plots" / "draft" / "chapter.tex").read_text() == "thesis"
+
+
+def test_a_report_rebuilt_by_facebench_report_is_not_a_foreign_file(data, tmp_path, tiny_net):
+    out = tmp_path / "out"
+    run([tiny_net(name="tiny")], tasks(data), out)
+    (out / "report.html").unlink()
+    edit = document(out)
+    edit["files"].remove("report.html")  # as after a run whose report failed
+    (out / RESULTS_JSON_FILE).write_text(json.dumps(edit))
+    write_report(out)
+    second = run([tiny_net(name="tiny", seed=2)], tasks(data), out)
+    assert second.output_folder == out and document(out)["status"] == "completed"
+
+
+def test_a_file_added_during_the_run_keeps_the_new_run_beside(data, tmp_path, tiny_net, monkeypatch):
+    out = tmp_path / "out"
+    run([tiny_net(name="tiny")], tasks(data), out)
+    original = MultiModelTaskManager.run_analyses
+
+    def add_a_note(self):
+        (out / "notes.txt").write_text("written while the run was running")
+        return original(self)
+
+    monkeypatch.setattr(MultiModelTaskManager, "run_analyses", add_a_note)
+    m = run([tiny_net(name="tiny", seed=2)], tasks(data), out)
+    assert (out / "notes.txt").read_text() == "written while the run was running"
+    assert m.output_folder.name.startswith("out.completed-")
+    assert document(m.output_folder)["status"] == "completed"
 
 
 # ---------------------------------------------------------------- item 9: output problems
@@ -179,7 +268,8 @@ def test_a_full_disk_mid_export_is_named_and_the_status_says_so(data, tmp_path, 
     assert m.status == "export failed" and document(out)["status"] == "export failed"
     [failure] = [f for f in m.failures if f.stage == "export"]
     assert "cannot write " in failure.error and "no space left on the device" in failure.error
-    assert str(Path("distances") / "tiny") in failure.error and ".tmp" not in failure.error
+    assert str(out / "distances" / "tiny") in failure.error and ".tmp" not in failure.error
+    assert ".out.facebench-" not in failure.error + failure.traceback  # not the hidden folder
     pd.read_csv(out / "performance" / "A.csv")  # what was written is whole
     assert not list(out.rglob("*.tmp")) and not list((out / "distances").rglob("*.csv"))
 

@@ -132,7 +132,7 @@ def test_offline_pretrained_request_fails_with_how_to_use_a_local_file(monkeypat
 
 
 def test_layers_command_and_registry() -> None:
-    result = CliRunner().invoke(main, ["layers", f"clip:version={TINY},pretrained=false"])
+    result = CliRunner().invoke(main, ["layers", f"clip:version={TINY},pretrained=false", "--names"])
     assert result.exit_code == 0, result.output
     assert BLOCKS[1] in result.output.splitlines()
     assert isinstance(get_registry().create("model", "clip", version=TINY, pretrained=False), CLIPModel)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 from click.testing import CliRunner
 from PIL import Image
 from torchvision import transforms
@@ -147,12 +148,41 @@ def test_offline_pretrained_request_fails_with_how_to_use_a_local_file(monkeypat
     assert "weights_path=" in message and "pretrained=false" in message
 
 
-def test_layers_command_prints_the_layer_names() -> None:
+def test_layers_command_shows_type_and_shape_of_a_real_forward_pass_and_the_default() -> None:
     result = CliRunner().invoke(main, ["layers", "vgg16:pretrained=false"])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert lines[:3] == ["features", "features.0", "features.1"]
-    assert "classifier.6" in lines
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[2:-1]}
+    network = torchvision.models.vgg16().eval()
+    seen: dict[str, tuple[str, str]] = {}
+
+    def record(name: str):
+        def hook(module, _inputs, output) -> None:
+            seen.setdefault(name, (type(module).__name__, "x".join(map(str, output.shape[1:]))))
+
+        return hook
+
+    for name, module in network.named_modules():
+        if name:
+            module.register_forward_hook(record(name))
+    with torch.inference_mode():
+        network(torch.zeros(1, 3, 224, 224))
+    assert list(rows) == [name for name, _ in network.named_modules() if name]
+    assert set(rows) == set(seen)  # every layer runs
+    for name, (module_type, shape) in seen.items():
+        expected = (
+            [name, "*", module_type, shape, "yes"]
+            if name == "classifier.4"
+            else [name, module_type, shape, "yes"]
+        )
+        assert rows[name] == expected
+    names = CliRunner().invoke(main, ["layers", "vgg16:pretrained=false", "--names"]).output.splitlines()
+    assert names == list(rows)
+
+
+def test_python_and_the_command_line_name_the_model_alike() -> None:
+    assert Vgg16Model(pretrained=False).name == "vgg16"
+    assert get_registry().create("model", "vgg16", pretrained=False).name == "vgg16"
+    assert Vgg16Model(name="mine").name == "mine"
 
 
 def test_registered_as_vgg16() -> None:

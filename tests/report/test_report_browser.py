@@ -1,5 +1,6 @@
 """The report in a real browser (headless Chromium driven by Playwright): tables and figures
-render, sorting works, no request leaves the file, no console error, light and dark.
+render, sorting works, no request leaves the file, no console error, light and dark, whole in a
+full-page screenshot and in print.
 
 Needs the Python package ``playwright`` and a Chromium binary (Debian: ``apt-get install
 chromium``; another one with ``FACEBENCH_CHROMIUM=/path/to/chrome``). Skipped without them.
@@ -8,6 +9,7 @@ chromium``; another one with ``FACEBENCH_CHROMIUM=/path/to/chrome``). Skipped wi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -131,3 +133,31 @@ def test_dark_mode_and_a_comparison(browser, runs, tmp_path):
     assert outside == dark_outside == [] and errors == dark_errors == []
     light.close()
     dark.close()
+
+
+def test_a_full_page_screenshot_and_print_show_the_whole_page(browser, runs, tmp_path):
+    from PIL import Image
+
+    page, outside, errors = open_page(browser, runs[0] / "report.html")
+    visible = (
+        "() => Array.from(document.querySelectorAll('main > section'), "
+        "(s) => getComputedStyle(s).contentVisibility)"
+    )
+    assert set(page.evaluate(visible)) == {"visible"}
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height > 2 * 900  # longer than the window: the screenshot has to lay out what is off screen
+    page.screenshot(path=str(tmp_path / "full.png"), full_page=True)
+    shot = Image.open(tmp_path / "full.png").convert("L")
+    assert shot.height == height
+    provenance = page.locator("h2#provenance").bounding_box()
+    assert provenance["y"] > 900
+    below = shot.crop((0, int(provenance["y"]), shot.width, min(shot.height, int(provenance["y"]) + 400)))
+    assert below.getextrema()[0] < 128  # its heading and table are painted, not blank
+
+    page.emulate_media(media="print")
+    assert set(page.evaluate(visible)) == {"visible"}
+    pdf = page.pdf()
+    pages = len(re.findall(rb"/Type\s*/Page\b", pdf))
+    assert pdf.startswith(b"%PDF") and pages > height // 1600  # a printed page is shorter than 1600 px
+    assert outside == [] and errors == []
+    page.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from facebench.pairs import read_pairs_file
+from facebench.pairs import RepeatedPairsWarning, read_pairs_file
 
 ImagesFor = Callable[[Path], Path]
 WritePairs = Callable[..., tuple[Path, Path]]
@@ -26,7 +27,9 @@ def images_for(tmp_path: Path) -> ImagesFor:
 
     def make(pairs_file: Path) -> Path:
         folder = tmp_path / f"images_{pairs_file.stem}"
-        frame = read_pairs_file(pairs_file)
+        with warnings.catch_warnings():  # the task reading the file warns, if it should
+            warnings.simplefilter("ignore", RepeatedPairsWarning)
+            frame = read_pairs_file(pairs_file)
         for name in pd.unique(frame[["img1", "img2"]].to_numpy().ravel()):
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)

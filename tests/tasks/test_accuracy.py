@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 
-from facebench.errors import DataError
+from facebench.errors import ConfigError, DataError
+from facebench.pairs import RepeatedPairsWarning
 from facebench_tasks import stats
 from facebench_tasks.accuracy import AccuracyTask
 
@@ -31,7 +33,7 @@ def make_task(write_pairs, labels: np.ndarray, **options) -> AccuracyTask:
     frame = pd.DataFrame(
         {
             "img1": [f"a{i % 20}.png" for i in range(n)],
-            "img2": [f"b{i % 23}.png" for i in range(n)],
+            "img2": [f"b{i % 23}_{i // 460}.png" for i in range(n)],
             "same": labels,
         }
     )
@@ -278,3 +280,30 @@ def test_more_folds_than_pairs_of_a_label_is_refused_up_front(write_pairs) -> No
     scores = np.linspace(0, 1, labels.size)
     row = task.compute_task_performance(task.pairs_df.assign(model_computed_distance=1.0 - scores)).iloc[0]
     assert np.isfinite(row["Cross-Validated Accuracy"])
+
+
+@pytest.mark.parametrize("different", [1, 2, 3])
+def test_the_advice_on_n_folds_is_a_value_it_accepts(write_pairs, different: int) -> None:
+    labels = np.array([True] * 12 + [False] * different)
+    with pytest.raises(DataError, match=r"n_folds=10 .* only \d+ different pairs") as refused:
+        make_task(write_pairs, labels)
+    advised = [int(n) for n in re.findall(r"set n_folds to at most (\d+)", str(refused.value))]
+    if different < 2:  # no n_folds works: the message says to add pairs, never "n_folds=1"
+        assert not advised and "add pairs" in str(refused.value)
+        with pytest.raises(ConfigError):
+            make_task(write_pairs, labels, n_folds=different)
+    else:
+        assert advised == [different]
+        assert make_task(write_pairs, labels, n_folds=different).n_folds == different
+
+
+def test_a_repeated_pair_is_warned_about_with_its_count(write_pairs) -> None:
+    labels, _ = synthetic(40, 3)
+    frame = pd.DataFrame({"img1": [f"a{i}.png" for i in range(40)], "img2": [f"b{i}.png" for i in range(40)]})
+    frame["truth"] = labels.astype(int)
+    repeated = pd.concat(
+        [frame, frame.iloc[[0, 5]], frame.iloc[[7]].rename(columns={"img1": "img2", "img2": "img1"})]
+    )
+    pairs_file, images = write_pairs(repeated)
+    with pytest.warns(RepeatedPairsWarning, match=r"3 row\(s\) repeat an earlier pair .*: pairs 41, 42, 43 "):
+        AccuracyTask(pairs_file_path=pairs_file, images_path=images)

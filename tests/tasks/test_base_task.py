@@ -121,6 +121,7 @@ def test_describe_is_json_ready(write_pairs) -> None:
     assert described["options"] == {
         "condition_column": "condition",
         "normalize": "none",
+        "cluster_column": None,
         "n_bootstrap": 1000,
         "confidence": 0.95,
         "seed": 0,

@@ -115,7 +115,7 @@ def test_one_chunk_equals_many_chunks() -> None:
 
 def test_bad_options_and_too_few_images() -> None:
     with pytest.raises(ConfigError, match="methods"):
-        CKAAnalysis(methods=["rbf"])
+        CKAAnalysis(methods=["cosine"])
     x, y = features(n=3)
     with pytest.raises(DataError, match="at least 4 images"):
         run({("m", "x"): array_view(x), ("m", "y"): array_view(y)})

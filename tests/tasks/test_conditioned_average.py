@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from facebench.errors import ConfigError, DataError
+from facebench_tasks import stats
 from facebench_tasks.conditioned_average import ConditionedAverageDistances
 
 
@@ -41,8 +42,10 @@ def test_view_invariant_file_means_in_file_order(fixtures: Path, images_for, nor
         "Mean Value",
         "Mean Value CI Low",
         "Mean Value CI High",
+        "Mean Value CI Unit",
         "Distance Metric",
     ]
+    assert (result["Mean Value CI Unit"] == "images (dyadic-robust t interval)").all()
     assert result["Condition"].tolist() == [
         "Frontal - Frontal - Same",
         "Frontal - Quarter Left",
@@ -53,21 +56,20 @@ def test_view_invariant_file_means_in_file_order(fixtures: Path, images_for, nor
     assert (result["Distance Metric"] == "cosine").all()
 
 
-def loop_image_bootstrap(frame, distances, normalize: str, n_resamples: int, seed: int) -> dict[str, tuple]:
-    """Per condition, the 2.5/97.5 percentiles over image resamples, written as plain loops."""
-    images = list(pd.unique(pd.concat([frame["img1"], frame["img2"]])))
+def loop_cluster_bootstrap(frame, distances, normalize: str, n_resamples: int, seed: int) -> dict[str, tuple]:
+    """Per condition, the 2.5/97.5 percentiles over cluster resamples, written as plain loops."""
+    clusters = list(pd.unique(frame["cluster"]))
+    largest = max(abs(d) for d in distances)
     rng = np.random.default_rng(seed)
     values: dict[str, list[float]] = {c: [] for c in pd.unique(frame["condition"])}
     for _ in range(n_resamples):
-        drawn = rng.integers(0, len(images), len(images))
-        count = {name: int((drawn == i).sum()) for i, name in enumerate(images)}
-        rows = []  # (condition, distance) with every copy of a pair of drawn images
-        for a, b, c, d in zip(frame["img1"], frame["img2"], frame["condition"], distances, strict=True):
-            rows += [(c, d)] * (count[a] * count[b])
+        drawn = rng.integers(0, len(clusters), len(clusters))
+        rows = []  # (condition, distance), each pair once per draw of its cluster
+        for k in drawn:
+            pairs = zip(frame["condition"], distances, frame["cluster"], strict=True)
+            rows += [(c, d) for c, d, g in pairs if g == clusters[k]]
         kept = [d for _, d in rows]
-        if not kept:  # no pair survived this resample: every condition is undefined
-            continue
-        scale = max(abs(d) for d in kept) if normalize == "max" else sum(abs(d) for d in kept) / len(kept)
+        scale = largest if normalize == "max" else sum(abs(d) for d in kept) / len(kept)
         for condition in values:
             in_condition = [d / scale for c, d in rows if c == condition]
             if in_condition:
@@ -76,27 +78,60 @@ def loop_image_bootstrap(frame, distances, normalize: str, n_resamples: int, see
 
 
 @pytest.mark.parametrize("normalize", ["max", "mean"])
-def test_interval_resamples_images_like_a_plain_loop(write_pairs, normalize: str) -> None:
-    # 6 images in 9 pairs: pairs share images
-    names = ["p0.png", "p1.png", "p2.png", "p3.png", "p4.png", "p5.png"]
+def test_cluster_interval_resamples_clusters_like_a_plain_loop(write_pairs, normalize: str) -> None:
     frame = pd.DataFrame(
         {
-            "img1": [names[i] for i in (0, 0, 1, 1, 2, 2, 3, 3, 4)],
-            "img2": [names[i] for i in (1, 2, 3, 4, 5, 0, 4, 5, 5)],
-            "condition": ["near", "far", "near", "far", "near", "far", "near", "far", "near"],
+            "img1": [f"id{k}/a.png" for k in range(5) for _ in range(2)],
+            "img2": [f"id{k}/{n}.png" for k in range(5) for n in ("b", "c")],
+            "condition": ["near", "far"] * 5,
+            "cluster": [f"id{k}" for k in range(5) for _ in range(2)],
         }
     )
     pairs_file, images = write_pairs(frame)
     task = ConditionedAverageDistances(
-        pairs_file_path=pairs_file, images_path=images, normalize=normalize, n_bootstrap=200, seed=3
+        pairs_file_path=pairs_file,
+        images_path=images,
+        normalize=normalize,
+        cluster_column="cluster",
+        n_bootstrap=200,
+        seed=3,
     )
     distances = np.random.default_rng(1).uniform(0.1, 1.0, len(frame))
     result = task.compute_task_performance(task.pairs_df.assign(model_computed_distance=distances))
-    expected = loop_image_bootstrap(frame, distances, normalize, 200, 3)
+    expected = loop_cluster_bootstrap(frame, distances, normalize, 200, 3)
+    assert (result["Mean Value CI Unit"] == "clusters of 'cluster' (bootstrap)").all()
     for row in result.to_dict("records"):
         low, high = expected[row["Condition"]]
         assert row["Mean Value CI Low"] == pytest.approx(low, abs=1e-12)
         assert row["Mean Value CI High"] == pytest.approx(high, abs=1e-12)
+
+
+@pytest.mark.parametrize("normalize", ["max", "mean", "none"])
+def test_image_interval_is_the_pair_graph_interval_of_the_scaled_mean(write_pairs, normalize: str) -> None:
+    names = [f"p{i}.png" for i in range(10)]
+    first = [0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 9, 5, 6]
+    second = [1, 2, 3, 4, 5, 9, 4, 5, 5, 7, 8, 9, 0, 1, 8, 2]
+    frame = pd.DataFrame(
+        {
+            "img1": [names[i] for i in first],
+            "img2": [names[i] for i in second],
+            "condition": ["near", "far"] * 8,
+        }
+    )
+    pairs_file, images = write_pairs(frame)
+    task = ConditionedAverageDistances(pairs_file_path=pairs_file, images_path=images, normalize=normalize)
+    distances = np.random.default_rng(1).uniform(0.1, 1.0, len(frame))
+    result = task.compute_task_performance(task.pairs_df.assign(model_computed_distance=distances))
+    scale = {"max": distances.max(), "mean": distances.mean(), "none": 1.0}[normalize]
+    for row in result.to_dict("records"):
+        near = (frame["condition"] == row["Condition"]).to_numpy()
+        value = distances[near].mean() / scale
+        terms = [(distances, near, 1 / scale)]
+        if normalize == "mean":  # the scale is a mean too: value = m / s, d value / d s = -value / s
+            terms.append((distances, np.ones(len(frame), bool), -value / scale))
+        expected = stats.pair_graph_interval(value, terms, np.array(first), np.array(second), 10)
+        assert row["Mean Value"] == pytest.approx(value, rel=1e-12)
+        assert (row["Mean Value CI Low"], row["Mean Value CI High"]) == pytest.approx(expected, rel=1e-12)
 
 
 def test_mean_normalisation_is_less_sensitive_to_one_pair(write_pairs) -> None:
@@ -130,7 +165,11 @@ def test_normalize_accepts_the_documented_names(write_pairs) -> None:
     pairs_file, images = write_pairs(
         pd.DataFrame({"img1": ["a.png", "b.png"], "img2": ["c.png", "d.png"], "condition": ["x", "y"]})
     )
-    assert ConditionedAverageDistances(pairs_file_path=pairs_file, images_path=images).normalize == "max"
+    assert ConditionedAverageDistances(pairs_file_path=pairs_file, images_path=images).normalize == "mean"
+    assert (
+        ConditionedAverageDistances(pairs_file_path=pairs_file, images_path=images, normalize=True).normalize
+        == "max"
+    )
     with pytest.raises(ConfigError, match="normalize must be one of max, mean, none"):
         ConditionedAverageDistances(pairs_file_path=pairs_file, images_path=images, normalize="median")
 
@@ -147,7 +186,7 @@ def test_conditions_keep_first_appearance_order_not_alphabetical(write_pairs) ->
     task = ConditionedAverageDistances(pairs_file_path=pairs_file, images_path=images)
     result = task.compute_task_performance(task.pairs_df.assign(model_computed_distance=[1, 2, 3, 4, 5, 6.0]))
     assert result["Condition"].tolist() == ["zeta", "alpha", "mid"]
-    np.testing.assert_allclose(result["Mean Value"], [4 / 12, 7 / 12, 10 / 12])
+    np.testing.assert_allclose(result["Mean Value"], [2 / 3.5, 3.5 / 3.5, 5 / 3.5])  # over the mean, 3.5
 
 
 def test_all_zero_distances_do_not_divide_by_zero(write_pairs) -> None:

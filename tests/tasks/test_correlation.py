@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from scipy.stats import kendalltau, pearsonr, rankdata, spearmanr
 
 from facebench.errors import ConfigError, DataError
-from facebench_tasks.correlation import CorrelationTask
+from facebench_tasks.correlation import CorrelationTask, UninformativeIntervalWarning
 
 
 def all_pairs(n_faces: int, seed: int) -> pd.DataFrame:
@@ -68,6 +69,7 @@ def test_pearson_default_matches_plain_formula(write_pairs) -> None:
         "Correlation Score",
         "Correlation Score CI Low",
         "Correlation Score CI High",
+        "Correlation Score CI Unit",
         "Distance Metric",
     ]
 
@@ -230,3 +232,25 @@ def test_plot_bars_and_model_vs_human_scatter(write_pairs, tmp_path: Path) -> No
     written = task.plot(tmp_path / "plots", performances, pairs_distances=long)
     assert len(written) == 6
     assert sum("scatter" in p.name for p in written) == 4
+
+
+def test_interval_stays_inside_minus_one_one(write_pairs) -> None:
+    # an exact linear relation: rounding puts resampled correlations at 1.0000000000000002
+    frame = all_pairs(5, 0)
+    frame["distance"] = np.random.default_rng(0).uniform(1, 7, len(frame))
+    task = make_task(write_pairs, frame, n_bootstrap=200)
+    row = task.compute_task_performance(frame.assign(model_computed_distance=0.37 * frame["distance"] + 0.11))
+    assert -1.0 <= row["Correlation Score CI Low"].iloc[0] <= row["Correlation Score CI High"].iloc[0] <= 1.0
+
+
+def test_an_interval_from_few_pairs_says_it_is_not_informative(write_pairs) -> None:
+    frame = pd.DataFrame({"img1": ["a.png", "b.png", "c.png"], "img2": ["d.png", "e.png", "f.png"]})
+    frame["distance"] = [1.0, 2.0, 4.0]
+    task = make_task(write_pairs, frame, n_bootstrap=50)
+    with pytest.warns(UninformativeIntervalWarning, match=r"only 3 pairs \(6 images\).*not informative"):
+        task.compute_task_performance(frame.assign(model_computed_distance=[0.2, 0.1, 0.5]))
+    enough = all_pairs(5, 1)  # 10 pairs: no warning
+    task = make_task(write_pairs, enough, n_bootstrap=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UninformativeIntervalWarning)
+        task.compute_task_performance(enough.assign(model_computed_distance=model_distances(enough, 1)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,14 @@ import pandas as pd
 import pytest
 
 from facebench.errors import DataError
-from facebench.pairs import binary_labels, numeric_column, read_pairs_file, require_columns, text_column
+from facebench.pairs import (
+    RepeatedPairsWarning,
+    binary_labels,
+    numeric_column,
+    read_pairs_file,
+    require_columns,
+    text_column,
+)
 
 
 def test_csv_with_txt_extension_and_subfolder_paths(fixtures: Path) -> None:
@@ -143,3 +151,25 @@ def test_numeric_column_rejects_text_and_empty_cells() -> None:
 
 def test_text_column_turns_numbers_into_labels() -> None:
     assert text_column(pd.DataFrame({"g": [1, 2]}), "g", "x").tolist() == ["1", "2"]
+
+
+def test_repeated_pairs_warn_with_their_count_and_rows(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.csv"
+    path.write_text(
+        "img1,img2,same\na.jpg,b.jpg,1\nc.jpg,d.jpg,0\nb.jpg,a.jpg,1\nc.jpg,d.jpg,0\na.jpg,b.jpg,0\n"
+    )
+    with pytest.warns(
+        RepeatedPairsWarning, match=r"pairs.csv: 2 row\(s\) repeat .*values: pairs 3, 4 \(counting"
+    ):
+        frame = read_pairs_file(path)
+    assert len(frame) == 5  # kept: the warning says what they do, the user decides
+
+
+def test_no_warning_when_the_same_images_differ_in_another_column(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.csv"
+    path.write_text(
+        "img1,img2,subject,distance\na.jpg,b.jpg,s1,0.5\na.jpg,b.jpg,s2,0.5\nb.jpg,c.jpg,s1,0.7\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(read_pairs_file(path)) == 3

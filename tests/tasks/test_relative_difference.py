@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from facebench.errors import ConfigError, DataError
-from facebench_tasks.relative_difference import RelativeDifferenceTask
+from facebench_tasks.relative_difference import RelativeDifferenceTask, relative_difference_interval
 
 
 def thatcher_pairs(n_identities: int = 8, per_identity: int = 3, seed: int = 0) -> pd.DataFrame:
@@ -56,10 +56,12 @@ def test_matches_plain_means(write_pairs) -> None:
         "Relative Difference",
         "Relative Difference CI Low",
         "Relative Difference CI High",
+        "Relative Difference CI Unit",
         'Group "upright" Mean',
         'Group "inverted" Mean',
         "Distance Metric",
     ]
+    assert row["Relative Difference CI Unit"] == "images (dyadic-robust t interval)"
 
 
 def test_group_order_sets_the_sign(write_pairs) -> None:
@@ -127,7 +129,7 @@ def test_bootstrap_resamples_identities_jointly_across_groups(write_pairs) -> No
     assert low < row["Relative Difference"] < high
 
 
-def test_bootstrap_without_identities_resamples_images(write_pairs) -> None:
+def test_without_identities_the_interval_is_over_images(write_pairs) -> None:
     frame = thatcher_pairs(n_identities=4, per_identity=2)
     # pairs share images: every upright original is also paired with the next identity's copy
     extra = frame.copy()
@@ -135,31 +137,25 @@ def test_bootstrap_without_identities_resamples_images(write_pairs) -> None:
     extra["model_computed_distance"] = frame["model_computed_distance"] + 0.05
     frame = pd.concat([frame, extra], ignore_index=True)
     row = run(make_task(write_pairs, frame, n_bootstrap=150, seed=2), frame)
-    images = list(pd.unique(pd.concat([frame["img1"], frame["img2"]])))
-    rng = np.random.default_rng(2)
-    values = []
-    for _ in range(150):
-        drawn = pd.Series(rng.integers(0, len(images), len(images))).value_counts()
-        counts = {images[i]: n for i, n in drawn.items()}
-        pairs = zip(frame["img1"], frame["img2"], strict=True)
-        weight = np.array([counts.get(a, 0) * counts.get(b, 0) for a, b in pairs])
-        means = []
-        for g in ("upright", "inverted"):
-            in_group = (frame["condition"] == g).to_numpy()
-            w, d = weight[in_group], frame["model_computed_distance"].to_numpy()[in_group]
-            means.append((w * d).sum() / w.sum() if w.sum() else np.nan)
-        values.append((means[0] - means[1]) / (means[0] + means[1]))
-    values = np.asarray(values)
-    low, high = np.percentile(values[np.isfinite(values)], [2.5, 97.5])
-    assert row["Relative Difference CI Low"] == pytest.approx(low, abs=1e-12)
-    assert row["Relative Difference CI High"] == pytest.approx(high, abs=1e-12)
+    expected = relative_difference_interval(
+        frame["model_computed_distance"].to_numpy(),
+        (frame["condition"] == "inverted").to_numpy(),
+        frame["img1"].to_numpy(),
+        frame["img2"].to_numpy(),
+    )
+    assert (row["Relative Difference CI Low"], row["Relative Difference CI High"]) == expected
+    assert row["Relative Difference CI Low"] < row["Relative Difference"] < row["Relative Difference CI High"]
+    # no resampling: the seed plays no part
+    assert run(make_task(write_pairs, frame, seed=3), frame)["Relative Difference CI Low"] == expected[0]
 
 
 def test_bootstrap_reproducible_with_a_seed_and_different_with_another(write_pairs) -> None:
     frame = thatcher_pairs()
 
     def interval(seed: int) -> tuple[float, float]:
-        row = run(make_task(write_pairs, frame, n_bootstrap=100, seed=seed), frame)
+        task = make_task(write_pairs, frame, identity_column="identity", n_bootstrap=100, seed=seed)
+        row = run(task, frame)
+        assert row["Relative Difference CI Unit"] == "identities (bootstrap)"
         return row["Relative Difference CI Low"], row["Relative Difference CI High"]
 
     assert interval(3) == interval(3)

@@ -263,3 +263,46 @@ def test_pairs_outside_the_images_table_are_refused(write_pairs, tmp_path: Path)
     pd.DataFrame({"image": names[:-1]}).to_csv(table, index=False)
     with pytest.raises(DataError, match=r"not in the images table.*face_09"):
         RSATask(pairs_file_path=pairs_file, images_path=images, subject_column="subject", table_path=table)
+
+
+def pooled(rdms: np.ndarray, comparator: str) -> np.ndarray:
+    """The RDM the noise ceiling compares each participant with, as the docs state it."""
+    if comparator == "spearman":  # the mean of the participants' ranks
+        return np.mean([scipy_stats.rankdata(r) for r in rdms], axis=0)
+    if comparator == "corr":  # the mean of their z-scores
+        return np.mean([(r - r.mean()) / r.std() for r in rdms], axis=0)
+    return np.mean([r / np.sqrt(np.mean(r**2)) for r in rdms], axis=0)  # cosine: of r / rms(r)
+
+
+def compare(a: np.ndarray, b: np.ndarray, comparator: str) -> float:
+    if comparator == "spearman":
+        return float(scipy_stats.spearmanr(a, b).statistic)
+    if comparator == "corr":
+        return float(scipy_stats.pearsonr(a, b).statistic)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("comparator", ["spearman", "corr", "cosine"])
+def test_noise_ceiling_pools_as_documented_not_a_plain_mean(write_pairs, comparator: str) -> None:
+    features, names, subjects = synthetic(seed=3, noise=0.8)
+    subjects = subjects * np.arange(1, N_SUBJECTS + 1)[:, None] ** 2  # participants use different scales
+    pairs_file, images = write_pairs(long_frame(names, subjects))
+    task = RSATask(
+        pairs_file_path=pairs_file,
+        images_path=images,
+        subject_column="subject",
+        comparator=comparator,
+        n_bootstrap=0,
+    )
+    row = task.evaluate(array_view(features, names)).performance.iloc[0]
+    others = [np.delete(subjects, s, axis=0) for s in range(N_SUBJECTS)]
+    lower = np.mean([compare(pooled(o, comparator), subjects[s], comparator) for s, o in enumerate(others)])
+    upper = np.mean([compare(pooled(subjects, comparator), s, comparator) for s in subjects])
+    assert row["Noise Ceiling Lower"] == pytest.approx(lower, abs=1e-10)
+    assert row["Noise Ceiling Upper"] == pytest.approx(upper, abs=1e-10)
+    plain = np.mean([compare(o.mean(axis=0), subjects[s], comparator) for s, o in enumerate(others)])
+    assert abs(plain - lower) > 1e-4  # a plain mean of the others would be another number
+    documented = " ".join((Path(__file__).parents[2] / "facebench-tasks" / "README.md").read_text().split())
+    assert {"spearman": "averaged ranks", "corr": "averaged z-scores", "cosine": "root mean square"}[
+        comparator
+    ] in documented

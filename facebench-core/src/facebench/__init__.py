@@ -10,13 +10,23 @@ from typing import TYPE_CHECKING, Any
 
 from facebench.hookspecs import hookimpl
 from facebench.plugins import core_version
-from facebench.registry import AnalysisSpec, ExecutorSpec, MetricSpec, ModelSpec, TaskSpec
+from facebench.registry import (
+    AnalysisSpec,
+    BenchmarkSpec,
+    DatasetFile,
+    DatasetSpec,
+    ExecutorSpec,
+    MetricSpec,
+    ModelSpec,
+    TaskSpec,
+)
 
 if TYPE_CHECKING:
     from facebench.analysis import BaseAnalysis
     from facebench.manager import MultiModelTaskManager
     from facebench.model import BaseModel
     from facebench.task import BaseTask
+    from facebench.wrapped import wrap
 
 __version__ = core_version()
 
@@ -25,6 +35,7 @@ _LAZY = {
     "BaseModel": "facebench.model",
     "BaseTask": "facebench.task",
     "MultiModelTaskManager": "facebench.manager",
+    "wrap": "facebench.wrapped",
 }
 
 __all__ = [
@@ -32,6 +43,9 @@ __all__ = [
     "BaseAnalysis",
     "BaseModel",
     "BaseTask",
+    "BenchmarkSpec",
+    "DatasetFile",
+    "DatasetSpec",
     "ExecutorSpec",
     "MetricSpec",
     "ModelSpec",
@@ -39,6 +53,7 @@ __all__ = [
     "TaskSpec",
     "__version__",
     "hookimpl",
+    "wrap",
 ]
 
 

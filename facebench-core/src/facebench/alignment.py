@@ -3,12 +3,11 @@ the photo is warped to the template the model declares.
 
 MTCNN (Zhang et al. 2016) is three small networks — P-Net proposes face windows over an image
 pyramid, R-Net refines them, O-Net gives the final box and five landmarks (eye centres, nose
-tip, mouth corners). They are written here (module names as in facenet-pytorch, so its
-``pnet.pt``/``rnet.pt``/``onet.pt`` state dicts load with ``torch.load(weights_only=True)``);
-only the weight FILES are needed. They are found in ``FACEBENCH_MTCNN_WEIGHTS`` (a folder), or
-in an installed facenet-pytorch's ``data/`` folder — facenet-pytorch pins an old torch, so
-install it WITHOUT its dependencies (``pip install --no-deps facenet-pytorch``); facebench never
-imports it, it only reads the three files.
+tip, mouth corners). They are written here (module names as in facenet-pytorch); their weights
+ship with facebench-core as ``weights/mtcnn.safetensors`` (converted from facenet-pytorch's by
+``facebench-core/scripts/convert_mtcnn_weights.py``; origin and license in
+THIRD_PARTY_LICENSES.md). ``FACEBENCH_MTCNN_WEIGHTS`` overrides them: a ``.safetensors`` file, or
+a folder holding one or facenet-pytorch's ``pnet.pt``/``rnet.pt``/``onet.pt``.
 
 Templates (:data:`TEMPLATES`), chosen by the model's ``alignment_template``:
 
@@ -27,7 +26,6 @@ does not detect again, and an image without a face is not searched twice.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 from collections.abc import Sequence
@@ -46,11 +44,9 @@ from facebench.errors import ConfigError, DataError
 logger = logging.getLogger("facebench.alignment")
 
 WEIGHTS_VARIABLE = "FACEBENCH_MTCNN_WEIGHTS"
-WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
 INSTALL_HINT = (
-    "align=mtcnn needs MTCNN's weight files (pnet.pt, rnet.pt, onet.pt). Get them with "
-    "`pip install --no-deps facenet-pytorch` (facebench reads its data/ folder and never imports it, "
-    f"so its old torch pin does not matter), or set {WEIGHTS_VARIABLE}=<a folder holding the three files>"
+    f"set {WEIGHTS_VARIABLE} to a mtcnn.safetensors file, or to a folder holding it or "
+    "facenet-pytorch's pnet.pt, rnet.pt and onet.pt (unset it to use the weights shipped with facebench-core)"
 )
 ON_NO_FACE = ("error", "skip", "center-crop")
 NO_FACE = "no face found in"  # how the error about face-less images begins
@@ -123,21 +119,58 @@ class ONet(nn.Module):
         return self.dense6_2(x), self.dense6_3(x), self.softmax6_1(self.dense6_1(x))
 
 
-def mtcnn_weights_dir() -> Path:
-    """The folder holding MTCNN's three weight files (see the module doc), or ConfigError."""
+NETWORKS: dict[str, type[nn.Module]] = {"pnet": PNet, "rnet": RNet, "onet": ONet}
+WEIGHTS_FILE = "mtcnn.safetensors"
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / WEIGHTS_FILE
+"""MTCNN's weights, shipped with facebench-core (``scripts/convert_mtcnn_weights.py`` made them)."""
+
+
+def mtcnn_weights_path() -> Path:
+    """``FACEBENCH_MTCNN_WEIGHTS`` (a ``.safetensors`` file, or a folder holding ``mtcnn.safetensors``
+    or facenet-pytorch's ``pnet.pt``, ``rnet.pt``, ``onet.pt``), else the shipped file."""
     configured = os.environ.get(WEIGHTS_VARIABLE)
-    candidates = [Path(configured).expanduser()] if configured else []
-    try:
-        spec = importlib.util.find_spec("facenet_pytorch")  # finds the package without importing it
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.origin:
-        candidates.append(Path(spec.origin).parent / "data")
-    for folder in candidates:
-        if all((folder / name).is_file() for name in WEIGHT_FILES):
-            return folder
-    where = f" (looked in {', '.join(map(str, candidates))})" if candidates else ""
-    raise ConfigError(f"{INSTALL_HINT}{where}")
+    if not configured:
+        if not SHIPPED_WEIGHTS.is_file():
+            raise ConfigError(f"{SHIPPED_WEIGHTS} is missing: reinstall facebench-core, or {INSTALL_HINT}")
+        return SHIPPED_WEIGHTS
+    path = Path(configured).expanduser()
+    if path.is_file() and path.suffix == ".safetensors":
+        return path
+    if (path / WEIGHTS_FILE).is_file():
+        return path / WEIGHTS_FILE
+    if all((path / f"{name}.pt").is_file() for name in NETWORKS):
+        return path
+    raise ConfigError(f"{WEIGHTS_VARIABLE}={configured} holds no MTCNN weights: {INSTALL_HINT}")
+
+
+def load_mtcnn_weights(path: Path | None = None) -> dict[str, dict[str, Tensor]]:
+    """The three networks' state dicts (``pnet``, ``rnet``, ``onet``) from ``path`` (default:
+    :func:`mtcnn_weights_path`); facenet-pytorch's ``.pt`` files load with ``weights_only=True``."""
+    path = path or mtcnn_weights_path()
+    if path.is_dir():
+        return {
+            name: torch.load(path / f"{name}.pt", map_location="cpu", weights_only=True) for name in NETWORKS
+        }
+    from safetensors.torch import load_file
+
+    states: dict[str, dict[str, Tensor]] = {name: {} for name in NETWORKS}
+    for key, value in load_file(path).items():
+        network, _, parameter = key.partition(".")
+        if network not in states:
+            raise ConfigError(f"{path}: tensor {key!r} belongs to none of {', '.join(NETWORKS)}")
+        states[network][parameter] = value
+    return states
+
+
+def weights_digest(states: dict[str, dict[str, Tensor]]) -> str:
+    """The first 12 hex digits of a sha256 of every tensor's name, dtype, shape and values: the
+    same weights give the same digest whichever file they came from."""
+    digest = hashlib.sha256()
+    for network in NETWORKS:
+        for name, value in sorted(states[network].items()):
+            digest.update(f"{network}.{name}:{value.dtype}:{tuple(value.shape)}".encode())
+            digest.update(value.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------- detection
@@ -149,79 +182,138 @@ class Face:
     probability: float
     landmarks: np.ndarray
 
+    def scaled(self, fx: float, fy: float) -> Face:
+        """This face in an image ``fx`` (``fy``) times wider (taller), pixel centres at integers."""
+        factor, shift = np.array([fx, fy]), np.array([fx, fy]) / 2 - 0.5
+        return Face(
+            np.tile(factor, 2) * self.box + np.tile(shift, 2),
+            self.probability,
+            factor * self.landmarks + shift,
+        )
+
 
 class MTCNN:
-    """MTCNN face detection on the CPU (minimum face 20 px, scale step 0.709, thresholds 0.6/0.7/0.7)."""
+    """MTCNN face detection (minimum face 20 px, scale step 0.709, thresholds 0.6/0.7/0.7).
+
+    Photos longer than :attr:`max_side` are downscaled (box filter) before detection and the
+    faces mapped back; photos of one size go through the three networks together."""
 
     min_face = 20
     scale_factor = 0.709
     thresholds = (0.6, 0.7, 0.7)
+    max_side = 1024
+    batch_size = 32
 
-    def __init__(self, weights_dir: Path | None = None) -> None:
-        folder = weights_dir or mtcnn_weights_dir()
-        self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
-        for network, name in zip((self.pnet, self.rnet, self.onet), WEIGHT_FILES, strict=True):
-            network.load_state_dict(torch.load(folder / name, map_location="cpu", weights_only=True))
-            network.eval().requires_grad_(False)
+    def __init__(self, weights: Path | None = None, device: str | torch.device = "cpu") -> None:
+        states = load_mtcnn_weights(weights)
+        self.device = torch.device(device)
+        self.pnet, self.rnet, self.onet = (self._network(name, states[name]) for name in NETWORKS)
+
+    def _network(self, name: str, state: dict[str, Tensor]) -> nn.Module:
+        network = NETWORKS[name]()
+        network.load_state_dict(state, strict=True)
+        return network.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        """Every face in ``image``, most probable first."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[Image.Image]) -> list[list[Face]]:
+        """Every face in each of ``images`` (most probable first), photos of one size batched."""
+        small = [_downscaled(image.convert("RGB"), self.max_side) for image in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(small):
+            groups.setdefault(image.size, []).append(index)
+        found: list[list[Face]] = [[] for _ in images]
+        for indices in groups.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                pixels = np.stack([np.asarray(small[i], dtype=np.float32) for i in chunk])
+                stack = torch.from_numpy(pixels).to(self.device)
+                for index, faces in zip(chunk, self._detect_stack(stack), strict=True):
+                    fx, fy = (
+                        images[index].width / small[index].width,
+                        images[index].height / small[index].height,
+                    )
+                    found[index] = faces if (fx, fy) == (1, 1) else [face.scaled(fx, fy) for face in faces]
+        return found
 
     @torch.inference_mode()
-    def detect(self, image: Image.Image) -> list[Face]:
-        """Every face in ``image`` (RGB), most probable first."""
-        from torchvision.ops import nms
+    def _detect_stack(self, pixels: Tensor) -> list[list[Face]]:
+        """The faces of each image of a ``(B, H, W, 3)`` stack of 0-255 RGB values."""
+        from torchvision.ops import batched_nms
 
-        pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32).copy())
-        img = pixels.permute(2, 0, 1)[None]
-        height, width = img.shape[2:]
+        img = pixels.permute(0, 3, 1, 2)
+        count, _, height, width = img.shape
         # stage 1: P-Net over an image pyramid
-        scale, side, found = 12 / self.min_face, min(height, width) * 12 / self.min_face, []
+        scale, side = 12 / self.min_face, min(height, width) * 12 / self.min_face
+        found, owners = [img.new_zeros(0, 9)], [torch.zeros(0, dtype=torch.long, device=img.device)]
         while side >= 12:
             size = (int(height * scale + 1), int(width * scale + 1))
             offsets, probs = self.pnet(_normalise(functional.interpolate(img, size=size, mode="area")))
-            boxes = _proposals(offsets[0], probs[0, 1], scale, self.thresholds[0])
-            found.append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])
+            boxes, owner = _proposals(offsets, probs[:, 1], scale, self.thresholds[0])
+            keep = batched_nms(boxes[:, :4], boxes[:, 4], owner, 0.5)
+            found.append(boxes[keep])
+            owners.append(owner[keep])
             scale, side = scale * self.scale_factor, side * self.scale_factor
-        boxes = torch.cat(found) if found else torch.zeros(0, 9)
-        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
-        boxes = _square(_regress(boxes[:, :4], boxes[:, 5:9], plus_one=False))
+        boxes, owner = torch.cat(found), torch.cat(owners)
+        keep = batched_nms(boxes[:, :4], boxes[:, 4], owner, 0.7)
+        boxes, owner = _square(_regress(boxes[keep, :4], boxes[keep, 5:9], plus_one=False)), owner[keep]
         # stage 2: R-Net on 24x24 crops
-        crops, boxes = _crops(img, boxes, 24)
-        if len(boxes) == 0:
-            return []
+        integral = _integral(img)
+        crops, boxes, owner = _crops(integral, boxes, owner, 24)
         offsets, probs = self.rnet(_normalise(crops))
         keep = probs[:, 1] > self.thresholds[1]
-        boxes, scores, offsets = boxes[keep], probs[keep, 1], offsets[keep]
-        keep = nms(boxes, scores, 0.7)
-        boxes = _square(_regress(boxes[keep], offsets[keep]))
+        boxes, scores, offsets, owner = boxes[keep], probs[keep, 1], offsets[keep], owner[keep]
+        keep = batched_nms(boxes, scores, owner, 0.7)
+        boxes, owner = _square(_regress(boxes[keep], offsets[keep])), owner[keep]
         # stage 3: O-Net on 48x48 crops
-        crops, boxes = _crops(img, boxes, 48)
-        if len(boxes) == 0:
-            return []
+        crops, boxes, owner = _crops(integral, boxes, owner, 48)
         offsets, points, probs = self.onet(_normalise(crops))
         keep = probs[:, 1] > self.thresholds[2]
-        boxes, scores, offsets, points = boxes[keep], probs[keep, 1], offsets[keep], points[keep]
+        boxes, scores, offsets, points, owner = (
+            boxes[keep],
+            probs[keep, 1],
+            offsets[keep],
+            points[keep],
+            owner[keep],
+        )
         w, h = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
         xs = w[:, None] * points[:, :5] + boxes[:, :1] - 1
         ys = h[:, None] * points[:, 5:] + boxes[:, 1:2] - 1
         boxes = _regress(boxes, offsets)
-        keep = nms(boxes, scores, 0.7)
-        return [
-            Face(
-                boxes[i].numpy().astype(np.float64), float(scores[i]), torch.stack([xs[i], ys[i]], 1).numpy()
+        keep = batched_nms(boxes, scores, owner, 0.7)  # most probable first
+        boxes, scores, xs, ys, owner = (t[keep].cpu() for t in (boxes, scores, xs, ys, owner))
+        faces: list[list[Face]] = [[] for _ in range(count)]
+        for i in range(len(keep)):
+            landmarks = torch.stack([xs[i], ys[i]], 1).numpy()
+            faces[int(owner[i])].append(
+                Face(boxes[i].numpy().astype(np.float64), float(scores[i]), landmarks)
             )
-            for i in keep.tolist()
-        ]
+        return faces
+
+
+def _downscaled(image: Image.Image, max_side: int) -> Image.Image:
+    """``image`` with its longer side at most ``max_side`` (box filter), or itself."""
+    longer = max(image.size)
+    if longer <= max_side:
+        return image
+    size = (max(1, round(image.width * max_side / longer)), max(1, round(image.height * max_side / longer)))
+    return image.resize(size, Image.Resampling.BOX)
 
 
 def _normalise(pixels: Tensor) -> Tensor:
-    return (pixels - 127.5) * 0.0078125
+    """MTCNN's input scaling, channels last (the faster layout for its thin convolutions on CPUs)."""
+    return ((pixels - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
 
 
-def _proposals(offsets: Tensor, probs: Tensor, scale: float, threshold: float) -> Tensor:
-    """P-Net's windows scoring >= threshold: ``(n, 9)`` = box, score, box offsets."""
-    ys, xs = torch.nonzero(probs >= threshold, as_tuple=True)
+def _proposals(offsets: Tensor, probs: Tensor, scale: float, threshold: float) -> tuple[Tensor, Tensor]:
+    """P-Net's windows scoring >= threshold: ``(n, 9)`` = box, score, box offsets; and their images."""
+    owner, ys, xs = torch.nonzero(probs >= threshold, as_tuple=True)
     corner = torch.stack([xs, ys], 1).float()
     first, second = ((2 * corner + 1) / scale).floor(), ((2 * corner + 12) / scale).floor()
-    return torch.cat([first, second, probs[ys, xs, None], offsets[:, ys, xs].T], 1)
+    boxes = torch.cat([first, second, probs[owner, ys, xs, None], offsets[owner, :, ys, xs]], 1)
+    return boxes, owner
 
 
 def _regress(boxes: Tensor, offsets: Tensor, plus_one: bool = True) -> Tensor:
@@ -237,21 +329,38 @@ def _square(boxes: Tensor) -> Tensor:
     return torch.stack([x1, y1, x1 + side, y1 + side], 1)
 
 
-def _crops(img: Tensor, boxes: Tensor, size: int) -> tuple[Tensor, Tensor]:
-    """Each box cut from ``img`` (clipped to it) and resized to ``size``; boxes without pixels dropped."""
-    height, width = img.shape[2:]
-    crops, kept = [], []
-    for box in boxes:
-        x1, y1 = max(int(box[0]), 1), max(int(box[1]), 1)
-        x2, y2 = min(int(box[2]), width), min(int(box[3]), height)
-        if x2 - x1 + 1 < 1 or y2 - y1 + 1 < 1:
-            continue
-        crop = img[:, :, y1 - 1 : y2, x1 - 1 : x2]
-        crops.append(functional.interpolate(crop, size=(size, size), mode="area"))
-        kept.append(box)
-    if not crops:
-        return torch.zeros(0, 3, size, size), torch.zeros(0, 4)
-    return torch.cat(crops), torch.stack(kept)
+def _integral(img: Tensor) -> Tensor:
+    """``(B, H + 1, W + 1, C)`` float64 sums of ``img`` (B, C, H, W) above and left of each corner."""
+    summed = img.permute(0, 2, 3, 1).double().cumsum(1).cumsum(2)
+    return functional.pad(summed, (0, 0, 1, 0, 1, 0))
+
+
+def _crops(integral: Tensor, boxes: Tensor, owner: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Each box cut from its image (clipped to it) and area-resized to ``size`` — the values of
+    ``interpolate(crop, mode="area")``, all boxes at once from the integral image; boxes without
+    pixels dropped. Returns the crops, the boxes and their images."""
+    height, width = integral.shape[1] - 1, integral.shape[2] - 1
+    x1, y1 = boxes[:, 0].trunc().long().clamp(min=1), boxes[:, 1].trunc().long().clamp(min=1)
+    x2, y2 = boxes[:, 2].trunc().long().clamp(max=width), boxes[:, 3].trunc().long().clamp(max=height)
+    keep = (x2 >= x1) & (y2 >= y1)
+    x1, y1, x2, y2, boxes, owner = x1[keep], y1[keep], x2[keep], y2[keep], boxes[keep], owner[keep]
+    steps = torch.arange(size, device=boxes.device)
+
+    def bins(first: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:  # adaptive pooling's bins
+        extent = (last - first + 1)[:, None]
+        start = first[:, None] - 1 + steps * extent // size
+        end = first[:, None] - 1 + ((steps + 1) * extent + size - 1) // size
+        return start, end
+
+    (r0, r1), (c0, c1) = bins(y1, y2), bins(x1, x2)
+    image = owner[:, None, None]
+
+    def corner(rows: Tensor, columns: Tensor) -> Tensor:
+        return integral[image, rows[:, :, None], columns[:, None, :]]
+
+    sums = corner(r1, c1) - corner(r0, c1) - corner(r1, c0) + corner(r0, c0)
+    area = ((r1 - r0)[:, :, None] * (c1 - c0)[:, None, :])[..., None]
+    return (sums / area).float().permute(0, 3, 1, 2).contiguous(), boxes, owner
 
 
 # ------------------------------------------------------------------------------- templates
@@ -360,10 +469,15 @@ class FaceAligner:
 
     def face(self, image: Image.Image) -> Face | None:
         """The largest face of ``image`` above the probability, or None."""
-        faces = [f for f in self.detector.detect(image) if f.probability >= self.min_probability]
-        if not faces:
-            return None
-        return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        return self.faces([image])[0]
+
+    def faces(self, images: Sequence[Image.Image]) -> list[Face | None]:
+        """The largest face of each image above the probability (None: none), detected in batches."""
+        largest: list[Face | None] = []
+        for found in self.detector.detect_batch(images):
+            faces = [f for f in found if f.probability >= self.min_probability]
+            largest.append(max(faces, key=_area) if faces else None)
+        return largest
 
     def landmarks(self, image: Image.Image, source: str = "the image") -> np.ndarray:
         """The five landmarks (5x2 pixels) of the largest face, or a DataError naming ``source``."""
@@ -379,6 +493,10 @@ class FaceAligner:
         if face is None:
             raise DataError(no_face_message([source], self.min_probability))
         return self.template.apply(image, face)
+
+
+def _area(face: Face) -> float:
+    return float((face.box[2] - face.box[0]) * (face.box[3] - face.box[1]))
 
 
 def no_face_message(sources: Sequence[str], min_probability: float, on_no_face: str = "error") -> str:
@@ -412,19 +530,15 @@ class AlignStep:
 
     @cached_property
     def weights_digest(self) -> str:
-        """The first 12 hex digits of the sha256 of MTCNN's three weight files (ConfigError if missing)."""
-        folder = mtcnn_weights_dir()
-        digest = hashlib.sha256()
-        for name in WEIGHT_FILES:
-            digest.update((folder / name).read_bytes())
-        return digest.hexdigest()[:12]
+        """:func:`weights_digest` of MTCNN's weights (ConfigError if they cannot be found)."""
+        return weights_digest(load_mtcnn_weights())
 
     @property
     def preprocess_id(self) -> str:
         template = self.aligner.template
         return (
-            f"align:mtcnn@{self.weights_digest},template={template.name},size={template.size},"
-            f"on_no_face={self.on_no_face}"
+            f"align:mtcnn@{self.weights_digest},max_side={MTCNN.max_side},template={template.name},"
+            f"size={template.size},on_no_face={self.on_no_face}"
         )
 
     def _cached(self, image: Image.Image) -> Path:
@@ -432,16 +546,47 @@ class AlignStep:
         folder = f"{self.aligner.template.name}-{self.weights_digest}"
         return self.cache_dir / folder / f"{pixels_digest(image)}.png"
 
-    def prepare(self, paths: Sequence[str | Path], cache_dir: Path | None = None) -> None:
+    def prepare(
+        self, paths: Sequence[str | Path], cache_dir: Path | None = None, progress: bool = False
+    ) -> None:
         """Align every image of ``paths`` not yet cached (crops kept in ``cache_dir`` from now on,
         when given); a DataError listing ALL face-less ones (``on_no_face=error``)."""
-        from facebench.images import load_rgb
-
         if cache_dir is not None:
             self.cache_dir = cache_dir
-        missing = [str(path) for path in paths if self._aligned(load_rgb(path)) is None]
+        crops = self.align_files(paths, progress)
+        missing = [path for path, crop in crops.items() if crop is None]
         if missing and self.on_no_face != "center-crop":
             raise DataError(no_face_message(missing, self.aligner.min_probability, self.on_no_face))
+
+    def align_files(self, paths: Sequence[str | Path], progress: bool = False) -> dict[str, Path | None]:
+        """Each file's cached crop (None: no face), the uncached ones detected in batches, with
+        a progress bar that counts the crops found in the cache."""
+        from tqdm.auto import tqdm
+
+        from facebench.images import load_rgb
+
+        crops: dict[str, Path | None] = {}
+        cached, batch = 0, self.aligner.detector.batch_size
+        label = f"aligning faces ({self.aligner.template.name})"
+        with tqdm(total=len(paths), desc=label, unit="image", disable=not progress) as bar:
+            for start in range(0, len(paths), batch):
+                chunk = [str(path) for path in paths[start : start + batch]]
+                todo = []
+                for path in chunk:
+                    image = load_rgb(path)
+                    target = self._cached(image)
+                    if target.is_file() or target.with_suffix(".noface").is_file():
+                        crops[path] = target if target.is_file() else None
+                        cached += 1
+                    else:
+                        todo.append((path, image, target))
+                faces = self.aligner.faces([image for _, image, _ in todo]) if todo else []
+                for (path, image, target), face in zip(todo, faces, strict=True):
+                    crops[path] = target if self._store(image, face, target) is not None else None
+                no_face = sum(crop is None for crop in crops.values())
+                bar.set_postfix(cached=cached, no_face=no_face, refresh=False)
+                bar.update(len(chunk))
+        return crops
 
     def _aligned(self, image: Image.Image) -> Image.Image | None:
         """``image``'s aligned face from the cache, or detected now and cached; None: no face."""
@@ -449,13 +594,15 @@ class AlignStep:
         if target.is_file():
             with Image.open(target) as crop:
                 return crop.convert("RGB")
-        no_face = target.with_suffix(".noface")
-        if no_face.is_file():
+        if target.with_suffix(".noface").is_file():
             return None
-        face = self.aligner.face(image)
+        return self._store(image, self.aligner.face(image), target)
+
+    def _store(self, image: Image.Image, face: Face | None, target: Path) -> Image.Image | None:
+        """Cache ``image``'s crop of ``face`` at ``target`` (or a ``.noface`` mark) and return it."""
         target.parent.mkdir(parents=True, exist_ok=True)
         if face is None:
-            no_face.touch()
+            target.with_suffix(".noface").touch()
             return None
         crop = self.aligner.template.apply(image, face)
         partial = target.with_name(f"{target.stem}.{os.getpid()}.tmp.png")

@@ -15,7 +15,7 @@ from facebench.errors import FacebenchError
 from facebench.plugins import core_version
 from facebench.registry import KINDS, PLURAL, Registry, get_registry
 
-LIST_SECTIONS = ("models", "tasks", "metrics", "executors", "analyses", "plugins")
+LIST_SECTIONS = ("models", "tasks", "metrics", "executors", "analyses", "datasets", "benchmarks", "plugins")
 
 
 class FacebenchGroup(click.Group):
@@ -35,7 +35,7 @@ def main() -> None:
     """Compare neural networks with human face perception."""
 
 
-def registry_listing(registry: Registry) -> dict[str, list[dict[str, Any]]]:
+def registry_listing(registry: Registry, with_traceback: bool = False) -> dict[str, list[dict[str, Any]]]:
     """The JSON shape of ``facebench list --json``."""
     listing: dict[str, list[dict[str, Any]]] = {
         PLURAL[kind]: [entry.to_dict() for entry in registry.entries(kind)] for kind in KINDS
@@ -44,7 +44,7 @@ def registry_listing(registry: Registry) -> dict[str, list[dict[str, Any]]]:
         for item in listing[PLURAL[kind]]:
             if item["name"] == name:
                 item["conflict"] = plugins
-    listing["plugins"] = [info.to_dict() for info in registry.plugins]
+    listing["plugins"] = [info.to_dict(with_traceback) for info in registry.plugins]
     return listing
 
 
@@ -63,13 +63,15 @@ def format_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object (with every entry's options) instead."
 )
-def list_command(section: str | None, as_json: bool) -> None:
+@click.option("--traceback", "tracebacks", is_flag=True, help="Print each broken plugin's full traceback.")
+def list_command(section: str | None, as_json: bool, tracebacks: bool) -> None:
     """List registered models, tasks, metrics and plugins (or one SECTION).
 
-    The tables import no plugin code; --json imports each entry's target to read its options.
+    The tables import no plugin code; --json reads each entry's options (cached per installed
+    plugin version and source files, so only a changed plugin's code is imported).
     """
     registry = get_registry()
-    listing = registry_listing(registry)
+    listing = registry_listing(registry, with_traceback=tracebacks)
     sections = [section] if section else list(LIST_SECTIONS)
     if as_json:
         add_options(registry, listing, sections)
@@ -78,8 +80,8 @@ def list_command(section: str | None, as_json: bool) -> None:
     for name in sections:
         click.secho(f"{name.capitalize()}:", bold=True)
         if name == "plugins":
-            rows = [[p["name"], p["version"], p["status"], p.get("error") or ""] for p in listing[name]]
-            header = ["name", "version", "status", "error"]
+            rows = [plugin_row(p) for p in listing[name]]
+            header = ["name", "version", "status", "provides", "hooks", "error or warning"]
         else:
             rows = [
                 [
@@ -92,20 +94,39 @@ def list_command(section: str | None, as_json: bool) -> None:
             header = ["name", "plugin", "description"]
         click.echo(format_table(rows, header) if rows else "  (none installed)")
         click.echo()
+    if tracebacks:
+        for info in registry.plugins:
+            if info.traceback:
+                click.secho(f"Traceback of the broken plugin {info.name} ({info.entry_point}):", bold=True)
+                click.echo(info.traceback)
+
+
+def plugin_row(plugin: dict[str, Any]) -> list[str]:
+    """One row of ``facebench list plugins``."""
+    singular = {plural: kind for kind, plural in PLURAL.items()}
+    provides = ", ".join(
+        f"{count} {kind if count != 1 else singular.get(kind, kind)}"
+        for kind, count in plugin["provides"].items()
+    )
+    message = plugin.get("error") or (f"warning: {plugin['warning']}" if plugin.get("warning") else "")
+    hooks = ", ".join(plugin["hooks"])
+    return [plugin["name"], plugin["version"], plugin["status"], provides, hooks, message]
 
 
 def add_options(registry: Registry, listing: dict[str, list[dict[str, Any]]], sections: list[str]) -> None:
     """Add each entry's ``options`` (or ``options_error`` when its target cannot be imported)."""
-    from facebench.describe import entry_options
+    from facebench.option_cache import OptionCache
 
+    cache = OptionCache()
     for kind in KINDS:
         if PLURAL[kind] not in sections:
             continue
         for item, entry in zip(listing[PLURAL[kind]], registry.entries(kind), strict=True):
             try:
-                item["options"] = entry_options(entry)
+                item["options"] = cache.options(entry)
             except FacebenchError as exc:
                 item["options"], item["options_error"] = None, str(exc)
+    cache.save()
 
 
 @main.command("describe")
@@ -141,7 +162,11 @@ def description_text(info: dict[str, Any]) -> str:
     lines.append("")
     if info["kind"] == "model":
         lines.append(f"Default layers: {', '.join(info['default_layers'])}")
-        lines.append(f"Default reduction: {info['default_reduction']}")
+        from facebench.reductions import MEANINGS
+
+        reduction = info["default_reduction"]
+        lines.append(f"Default reduction: {reduction} ({MEANINGS.get(reduction, 'see the docs')})")
+        lines.append(f"Reductions: {', '.join(MEANINGS)} (reduction=NAME or a layer -> NAME table)")
         preprocessing = info["preprocessing"]
         if preprocessing is None:
             lines.append(f"Preprocessing: {info.get('preprocessing_note', 'unknown')}")
@@ -150,13 +175,18 @@ def description_text(info: dict[str, Any]) -> str:
                 "Preprocessing: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in preprocessing.items())
             )
     elif info["kind"] == "task":
-        for key in ("pairs_file", "images_table", "required_columns", "plot_columns"):
+        keys = ("pairs_file", "images_table", "required_columns", "required_table_columns", "plot_columns")
+        for key in keys:
             if key in info:
                 value = ", ".join(info[key]) if isinstance(info[key], list) else info[key]
                 lines.append(f"{key.replace('_', ' ').capitalize()}: {value}")
     elif info["kind"] == "metric":
         lines.append("Bounded (1 - similarity): " + ("yes" if info["bounded"] else "no"))
         lines.append("Symmetric: " + ("yes" if info["symmetric"] else "no"))
+    elif info["kind"] in ("dataset", "benchmark"):
+        from facebench.datasets import details_lines
+
+        lines += details_lines(info)
     if info["available_architectures"]:
         lines.append(f"Architectures: facebench describe {info['name']} --available")
     lines += ["", "Options:"]
@@ -200,30 +230,58 @@ def new_plugin_command(name: str, output: str) -> None:
     click.echo(f'Next: pip install -e "{folder}[test]" && pytest {folder} && facebench describe {prefix}-net')
 
 
+@new_group.command("benchmark")
+@click.argument("name")
+@click.option(
+    "--output", default=".", show_default=True, type=click.Path(file_okay=False), help="Parent folder."
+)
+def new_benchmark_command(name: str, output: str) -> None:
+    """Write the benchmark package NAME: benchmark.toml (tasks, stimuli checksums, human data),
+    pairs files in a lab's shapes, example stimuli and tests that pass as generated.
+
+    \b
+    facebench new benchmark lab-faces
+    pip install -e "./lab-faces[test]" && pytest lab-faces
+    """
+    from facebench.scaffold import plugin_names, write_plugin
+
+    folder = write_plugin(name, output, template_name="benchmark")
+    prefix = plugin_names(name)["prefix"]
+    click.echo(f"Wrote {folder}: benchmark {prefix}")
+    click.echo(f'Next: pip install -e "{folder}[test]" && pytest {folder} && facebench describe {prefix}')
+
+
 @main.command("layers")
 @click.argument("model")
-def layers_command(model: str) -> None:
-    """Print the extractable layer names of MODEL (NAME or NAME:key=value,...), one per line.
+@click.option("--names", "names_only", is_flag=True, help="Print the extractable layer names, one per line.")
+def layers_command(model: str, names_only: bool) -> None:
+    """Print the layers of MODEL (NAME or NAME:key=value,...): each name, its module type, its
+    output for one image (traced on the meta device), "*" beside the default layers, and whether
+    it can be extracted. Every layer marked "yes" combines with the others in one run (one
+    forward pass gives them all); a module run more than once per pass (torchvision ResNets
+    reuse one relu per block) or never has no single output and is marked "no".
 
-    One forward pass of a grey image finds the layers that cannot be extracted: a module run
-    more than once per pass (torchvision ResNets reuse one relu per block) is marked
-    "# runs N times per forward pass", one that never runs "# not run in a forward pass".
+    \b
+    facebench layers vgg16:pretrained=false
+    facebench layers dinov2 --names
     """
+    from facebench.layer_table import layer_rows, shape_text
     from facebench.options import parse_spec_string
 
     name, options = parse_spec_string(model)
     built = get_registry().create("model", name, **options)
-    layers = built.layer_names()
-    calls = built.layer_calls()
-    for layer in layers:
-        runs = len(calls.get(layer, ())) if calls is not None else 1
-        if runs > 1:
-            click.echo(f"{layer}  # runs {runs} times per forward pass: cannot be extracted")
-        elif runs == 0:
-            click.echo(f"{layer}  # not run in a forward pass: cannot be extracted")
-        else:
-            click.echo(layer)
-    if calls is None:
+    rows, traced = layer_rows(built)
+    if names_only:
+        click.echo("\n".join(row.name for row in rows if row.extractable))
+    else:
+        table = [
+            [row.name + (" *" if row.default else ""), row.module_type, shape_text(row.shape), row.status()]
+            for row in rows
+        ]
+        click.echo(format_table(table, ["layer", "type", "output (one image)", "extract"]))
+        default = "the layers marked *" if built.extract_layers else "the final output ('output')"
+        click.echo(f"Default: {default}. Layers marked yes combine in one run (one forward pass gives all).")
+    if traced == "none":
         click.secho(
             "(a test forward pass failed, so layers run more than once per pass are not marked; "
             "extracting one is refused with the list of its calls)",
@@ -236,7 +294,7 @@ def run_and_report(experiment: Any, progress: bool) -> None:
     """Run ``experiment``, print the summary and failures; exit 1 when something failed."""
     from facebench.experiment import run_experiment
     from facebench.interrupt import Terminated
-    from facebench.runfolder import resolved_output
+    from facebench.runfolder import INCOMPLETE, resolved_output
 
     try:
         manager = run_experiment(experiment, progress=progress, print_log=progress)
@@ -250,14 +308,16 @@ def run_and_report(experiment: Any, progress: bool) -> None:
     if output != resolved_output(experiment.output):
         click.secho(
             f"\nThis run is incomplete ({manager.status}); {experiment.output} keeps the previous "
-            f"complete run, and this one is in {output}",
+            f"complete run, and this one is in {output}"
+            if manager.status in INCOMPLETE
+            else f"\n{experiment.output} now holds files facebench did not write, so this run is in {output}",
             fg="red",
             err=True,
         )
     click.echo(f"\nResults written to {output}")
     click.echo(report_line(output))
-    if manager.failures:
-        click.secho(manager.failure_report(), fg="red", err=True)
+    if manager.failures or manager.status != "completed":
+        click.secho(manager.failure_report() or f"status: {manager.status}", fg="red", err=True)
         sys.exit(1)
 
 
@@ -324,6 +384,19 @@ def summary_text(manager: Any) -> str:
 )
 @click.option("--channels-last", is_flag=True, help="Run the networks in channels-last memory format.")
 @click.option("--torch-compile", is_flag=True, help="Compile each network's forward with torch.compile.")
+@click.option(
+    "--dataset",
+    metavar="NAME[:path=DIR]",
+    help="A registered dataset (facebench list datasets): its standard protocol, or its files for --task.",
+)
+@click.option(
+    "--benchmark", metavar="NAME", help="A registered benchmark: its tasks, stimuli and human data."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Folder holding datasets as DIR/<name> (default: FACEBENCH_DATA_DIR, else the user data folder).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or log lines.")
 def run_command(experiment_file: str | None, quiet: bool, **flags: Any) -> None:
     """Run an experiment: every model on every task, results in the output folder.
@@ -332,6 +405,8 @@ def run_command(experiment_file: str | None, quiet: bool, **flags: Any) -> None:
     facebench run experiment.toml
     facebench run --model vgg16:pretrained=false --layers features.4 \\
         --task accuracy --pairs pairs.csv --images faces/ --output results/
+    facebench run --dataset lfw --model vgg16:pretrained=false
+    facebench run --benchmark lab-faces --model vgg16:pretrained=false
 
     Names, options, pairs files, images (that they decode) and the output folder (that it
     can be written) are all checked before any model is built. Exit status: 0 when everything
@@ -453,13 +528,81 @@ def pairs_command(
         click.echo(f"Wrote the images table ({len(images)} images) to {table}")
 
 
+@main.command("extract")
+@click.option("--model", "models", multiple=True, metavar="NAME:key=value,...", help="A model (repeatable).")
+@click.option("--layers", metavar="L1,L2,...", help="Layers for models that do not name them.")
+@click.option("--images", required=True, type=click.Path(file_okay=False), help="Images folder.")
+@click.option("--table", type=click.Path(dir_okay=False), help="Images table (an image column): only these.")
+@click.option("--output", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@click.option(
+    "--format",
+    "fmt",
+    default="npy",
+    show_default=True,
+    type=click.Choice(["npy", "hdf5", "parquet", "mat", "csv"]),
+)
+@click.option("--rdm", metavar="METRIC", help="Also write RDMs (a metric, or rsatoolbox:euclidean ...).")
+@click.option("--device", help="auto, cpu, cuda, cuda:1 or mps (default: each model's own, auto).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder.")
+@click.option("--no-cache", is_flag=True, help="Keep embeddings in a temporary folder only.")
+@click.option("--executor", metavar="NAME:key=value,...", help="Who embeds: local (default) or ray.")
+@click.option("--data-path", default="auto", type=click.Choice(["auto", "cpu", "device"]))
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def extract_command(quiet: bool, **flags: Any) -> None:
+    """Write every image's features per model and layer to files (npy, hdf5, parquet, mat, csv).
+
+    \b
+    facebench extract --model vgg16 --layers features.30,classifier.4 \\
+        --images faces/ --output features/ --format hdf5 --rdm correlation
+
+    Row i of every file is line i of OUTPUT/images.txt. Embeddings come from (and go to) the
+    same cache as facebench run; the output folder is replaced whole, or not at all.
+    """
+    from facebench.extract import extract_from_flags
+
+    try:
+        result = extract_from_flags(progress=not quiet, **flags)
+    except KeyboardInterrupt as exc:
+        click.secho(f"\nInterrupted; {'; '.join(getattr(exc, '__notes__', []))}", fg="red", err=True)
+        sys.exit(130)
+    computed, cached = sum(result.computed.values()), sum(result.cached.values())
+    click.echo(
+        f"Wrote {len(result.files)} file(s) for {len(result.images)} images to {result.folder} "
+        f"({computed} embedded now, {cached} from the cache)"
+    )
+
+
+@main.command("align")
+@click.argument("dataset")
+@click.option("--sheet", type=click.Path(dir_okay=False), help="Contact sheet to write (PNG or JPEG).")
+@click.option("--template", type=click.Choice(["dlib", "arcface", "facenet", "crop"]), help="Default: crop.")
+@click.option("--model", metavar="NAME", help="Align to this model's template instead.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache (crops in aligned/).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder of datasets (DIR/<name>).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def align_command(quiet: bool, **flags: Any) -> None:
+    """Align the faces of DATASET (an images folder or a dataset name) as align=mtcnn does.
+
+    \b
+    facebench align photos/ --model dlib-resnet --sheet aligned.png
+
+    The crops go to the cache a run reads (a run with the same template does not detect again);
+    the contact sheet shows each aligned face under its image's name, 100 per file.
+    """
+    from facebench.align_command import align_dataset
+
+    click.echo(align_dataset(progress=not quiet, **flags).summary())
+
+
 @main.command("report")
 @click.argument("results_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
-    help="HTML file to write (default: RESULTS_DIR/report.html; required for several runs).",
+    help="HTML file to write (default: RESULTS_DIR/report.html; for several runs "
+    "comparison_<A>_vs_<B>.html in the current folder).",
 )
 @click.option(
     "--human-percentiles",
@@ -473,10 +616,74 @@ def report_command(results_dirs: tuple[str, ...], output: str | None, human_perc
     facebench report facebench-demo/results
     facebench report run-a/ run-b/ -o comparison.html
 
-    The page holds every task's headline metrics (sortable), the plots, failures, provenance
-    and the human-likeness ranking; it needs no network and recomputes nothing.
+    The page holds every task's headline metrics (sortable), previews of the plots linked to
+    the full-size files, failures, provenance and the human-likeness ranking (a comparison
+    opens with what differs); it needs no network and recomputes nothing.
     """
     from facebench.report import write_report
 
     path = write_report(list(results_dirs), output, human_percentiles=human_percentiles)
+    if output is None and len(results_dirs) > 1:
+        click.echo(f"No -o given: the comparison is {path} in the current folder.")
     click.echo(f"Report: {path.resolve().as_uri()}")
+
+
+@main.command("fetch")
+@click.argument("dataset")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder of datasets (DIR/<name>).")
+@click.option("--path", type=click.Path(file_okay=False), help="This dataset's own folder instead.")
+@click.option("--base-url", metavar="URL", help="A mirror serving the dataset's files by name.")
+def fetch_command(dataset: str, data_dir: str | None, path: str | None, base_url: str | None) -> None:
+    """Download DATASET's files, verify their SHA-256 and unpack them (facebench list datasets).
+
+    \b
+    facebench fetch lfw
+    facebench fetch lfw --base-url https://mirror.example.org/lfw
+    """
+    from facebench.datasets import dataset_root, fetch
+
+    spec = get_registry().get("dataset", dataset).spec
+    root = dataset_root(dataset, path, data_dir)
+    for file in fetch(spec, root, base_url):  # type: ignore[arg-type]
+        click.echo(f"{file}: checksum verified")
+    click.echo(
+        f"Run it with: facebench run --dataset {dataset}" + (f":path={root}" if path else "") + " --model M"
+    )
+
+
+@main.command("leaderboard")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="HTML page to write.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="CSV table to write.")
+@click.option(
+    "--layer",
+    "layers",
+    multiple=True,
+    metavar="MODEL=LAYER",
+    help="A model's chosen layer (repeatable; default: its last extracted layer).",
+)
+def leaderboard_command(
+    runs: tuple[str, ...], output: str | None, csv_path: str | None, layers: tuple[str, ...]
+) -> None:
+    """Rank the models of several run folders per benchmark or dataset metric.
+
+    \b
+    facebench leaderboard run-a/ run-b/ run-c/ -o leaderboard.html --csv leaderboard.csv
+
+    Each row is a model's best layer or its chosen layer on one metric, with its interval and a
+    link to the run's report; runs whose settings differ for the same benchmark are flagged.
+    """
+    from facebench.errors import ConfigError
+    from facebench.leaderboard import build_leaderboard, parse_layer_choices, write_csv, write_html
+
+    if output is None and csv_path is None:
+        raise ConfigError(
+            "facebench leaderboard: name the file(s) to write: -o FILE.html and/or --csv FILE.csv"
+        )
+    board = build_leaderboard([Path(run) for run in runs], parse_layer_choices(layers))
+    if output:
+        click.echo(f"Leaderboard: {write_html(board, output).resolve().as_uri()}")
+    if csv_path:
+        click.echo(f"Leaderboard table: {write_csv(board, csv_path)}")
+    for warning in board.flags:
+        click.secho(f"Flagged: {warning}", fg="yellow", err=True)

@@ -4,7 +4,10 @@
   download: ``pretrained=false``, a tiny ``config``, a local ``weights_path``), checks every
   listed layer is extractable in one forward pass, outputs are ``(B, D)`` finite float32, the
   same under the same seed, the identity is stable, ignores the name, device and layers, and
-  changes with every output-changing option (and each preprocessing option).
+  changes with every output-changing option (and each preprocessing option); and that building
+  the network opens no file outside its ``data_files()`` (whose digests are in the identity)
+  besides installed code and hub caches: a checkpoint read behind the identity's back would be
+  served stale from the cache after it changes.
 - :func:`check_task` ``(name, **options)``: runs the task on :mod:`facebench.tiny_data` stimuli
   and identity-structured embeddings, checks the result rows, the documented plot and error
   columns, and that a pairs file lacking each needed column is refused naming that column.
@@ -17,8 +20,11 @@ Each raises ``AssertionError`` saying what failed, and returns what it built.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -61,6 +67,15 @@ def check_model(
 
     model = create()
     model.model_options()  # raises if a declared option is not stored under its own name
+    with _opened_files() as opened:
+        _ = model.model
+    undeclared = _undeclared_files(model, opened)
+    assert not undeclared, (
+        f"{name}: building the network read {', '.join(map(repr, undeclared))}, which "
+        f"{'is' if len(undeclared) == 1 else 'are'} not among its data_files(), so the cache cannot "
+        f"see {'it' if len(undeclared) == 1 else 'them'} change; list every file _build_model reads in "
+        f"data_files() and read it through self.read_file(path)"
+    )
     batch = _preprocessed_images(model)
 
     outputs = model.get_output(batch)
@@ -104,6 +119,58 @@ def check_model(
     return model
 
 
+_RECORDERS: list[set[str]] = []  # the sets of _opened_files blocks now running
+_HOOKED = False
+CODE_SUFFIXES = frozenset({".py", ".pyc", ".pyi", ".so", ".pyd", ".pth", ".dylib", ".dll"})
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _RECORDERS and isinstance(args[0], str | bytes | os.PathLike):
+        path = os.fsdecode(args[0])
+        for recorder in _RECORDERS:
+            recorder.add(path)
+
+
+@contextlib.contextmanager
+def _opened_files() -> Iterator[set[str]]:
+    """The paths Python opens (``open``, ``io.open``, ``os.open``: the ``open`` audit event) while
+    the block runs. The audit hook is added once per process and idles when nothing records."""
+    global _HOOKED
+    if not _HOOKED:
+        sys.addaudithook(_audit)
+        _HOOKED = True
+    opened: set[str] = set()
+    _RECORDERS.append(opened)
+    try:
+        yield opened
+    finally:
+        _RECORDERS.remove(opened)
+
+
+def _undeclared_files(model: BaseModel, opened: set[str]) -> list[str]:
+    """The regular files among ``opened`` that are not ``model.data_files()``, leaving out code and
+    files under the interpreter's and packages' folders, the hub caches and facebench's cache."""
+    import site
+
+    import platformdirs
+
+    allowed = {Path(file).expanduser().resolve() for file in model.data_files()}
+    here = Path.cwd().resolve()
+    roots = [sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(), torch.hub.get_dir()]
+    roots += [platformdirs.user_cache_dir("facebench"), os.environ.get("HF_HOME", "~/.cache/huggingface")]
+    roots += [p for p in sys.path if p and Path(p).is_dir() and Path(p).resolve() != here]
+    folders = {Path(root).expanduser().resolve() for root in roots}
+    found = []
+    for name in sorted(opened):
+        path = Path(name).resolve()
+        if not path.is_file() or path.suffix in CODE_SUFFIXES or path in allowed:
+            continue
+        if str(path).startswith(("/dev/", "/proc/", "/sys/")) or any(path.is_relative_to(f) for f in folders):
+            continue
+        found.append(str(path))
+    return found
+
+
 def _preprocessed_images(model: BaseModel, count: int = 2) -> torch.Tensor:
     with tempfile.TemporaryDirectory() as folder:
         data = write_task_data(folder, identities=count, per_identity=1, size=40)
@@ -126,6 +193,8 @@ def _identity_changes(model: BaseModel, changes: Mapping[str, Any]) -> dict[str,
     """An alternative value for every declared output-changing option (whatever
     ``model_options()`` says) and every preprocessing field; ``changes`` take precedence."""
     excluded = NON_OUTPUT_OPTIONS | type(model).non_output_options
+    if model.weights_path is not None:
+        excluded |= type(model).weights_options
     result: dict[str, Any] = {}
     for option, declaration in declared_options(type(model)).items():
         if option in excluded:

@@ -332,10 +332,9 @@ def _pairs_tables(
 
     same = [(p, p, v1, v2) for p in people for v1, v2 in itertools.combinations(range(views), 2)]
     person_pairs = list(itertools.combinations(people, 2))
-    different = []
-    for index in rng.permutation(len(person_pairs) * views)[: len(same)]:
-        a, b = person_pairs[index % len(person_pairs)]
-        different.append((a, b, int(rng.integers(views)), int(rng.integers(views))))
+    # Different-identity pairs are drawn without repeats: a repeated pair would count twice.
+    candidates = [(a, b, v1, v2) for a, b in person_pairs for v1 in range(views) for v2 in range(views)]
+    different = [candidates[i] for i in rng.permutation(len(candidates))[: len(same)]]
     verification = [(a, b, v1, v2, 1) for a, b, v1, v2 in same] + [
         (a, b, v1, v2, 0) for a, b, v1, v2 in different
     ]

@@ -24,7 +24,8 @@ def find_entry(registry: Registry, name: str, kind: Kind | None = None) -> Entry
     kinds = [k for k in KINDS if name in registry.names(k)]
     if not kinds:
         everything = sorted({n for k in KINDS for n in registry.names(k)})
-        raise UnknownNameError(unknown_name_message("name", name, everything).replace("Known names", "Known"))
+        message = unknown_name_message("name", name, everything, registry.plugins)
+        raise UnknownNameError(message.replace("Known names", "Known"))
     if len(kinds) > 1:
         choices = " or ".join(f"--kind {k}" for k in kinds)
         raise ConfigError(f"{name!r} is both a {' and a '.join(kinds)}; add {choices}")
@@ -33,6 +34,8 @@ def find_entry(registry: Registry, name: str, kind: Kind | None = None) -> Entry
 
 def entry_options(entry: Entry) -> list[dict[str, Any]]:
     """Every option of ``entry``'s target: name, type, default, required, help (imports the target)."""
+    if entry.kind in ("dataset", "benchmark"):
+        return entry.spec.options()  # type: ignore[attr-defined]
     target = entry.spec.load()
     options = list(declared_options(target).values())
     if entry.kind == "metric" and not inspect.isclass(target):
@@ -61,6 +64,8 @@ def describe_entry(entry: Entry) -> dict[str, Any]:
     elif entry.kind == "metric":
         info["bounded"] = bool(getattr(entry.spec, "bounded", False))
         info["symmetric"] = bool(getattr(entry.spec, "symmetric", True))
+    elif entry.kind in ("dataset", "benchmark"):
+        info.update(entry.spec.details())  # type: ignore[attr-defined]
     return info
 
 
@@ -97,13 +102,38 @@ def _model_defaults(entry: Entry, target: Any) -> dict[str, Any]:
 
 
 def _task_defaults(target: Any) -> dict[str, Any]:
-    """What the task reads (pairs file, images table), its required columns and plotted columns."""
+    """What the task reads (pairs file, images table), the columns it needs with its default
+    options (the label column among them) and its plotted columns."""
     defaults: dict[str, Any] = {}
     for key in ("pairs_file", "images_table", "required_columns", "plot_columns"):
         value = getattr(target, key, None)
         if value is not None:
             defaults[key] = list(value) if isinstance(value, tuple) else value
+    needed = _default_columns(target)
+    if defaults.get("pairs_file") == "unused":
+        defaults.pop("required_columns", None)
+    elif needed is not None:
+        defaults["required_columns"] = needed["pairs"]
+    if needed is not None and defaults.get("images_table", "unused") != "unused":
+        defaults["required_table_columns"] = needed["table"]
     return defaults
+
+
+def _default_columns(target: Any) -> dict[str, list[str]] | None:
+    """``columns()`` and ``table_columns()`` of the task with every option at its default, read
+    from an instance whose options are set without running ``__init__`` (which needs files);
+    None when the task needs more than its options for that."""
+    if not inspect.isclass(target):
+        return None
+    options = declared_options(target).values()
+    try:
+        task = object.__new__(target)
+        for option in options:
+            if not option.required:
+                setattr(task, option.name, option.default)
+        return {"pairs": list(task.columns()), "table": list(task.table_columns())}
+    except Exception:  # a task whose columns depend on what its __init__ computes
+        return None
 
 
 def _first_paragraph(doc: str | None) -> str:

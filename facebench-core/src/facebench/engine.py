@@ -58,13 +58,17 @@ class Embeddings:
     computed: int = 0  # unique images embedded by this call
     cached: int = 0  # unique images found in the store
     data_path: str = "cpu"  # how the images reached the device (facebench.datapath)
+    failed_layers: dict[str, str] = field(default_factory=dict)  # layer -> why it has no embeddings
 
     @property
     def layers(self) -> list[str]:
-        return list(self.tables)
+        """The layers embedded without failure."""
+        return [layer for layer in self.tables if layer not in self.failed_layers]
 
     def table(self, layer: str) -> EmbeddingTable:
-        """The store table of ``layer``."""
+        """The store table of ``layer``; a :class:`DataError` saying why for a failed layer."""
+        if layer in self.failed_layers:
+            raise DataError(self.failed_layers[layer])
         if layer not in self.tables:
             raise ConfigError(
                 f"model {self.model_name!r} was not embedded at layer {layer!r}; "
@@ -118,8 +122,9 @@ def embed_images(
     store = store if store is not None else EmbeddingStore()
     path_name = choose_data_path(model, data_path)
     identity = store_identity(model, path_name, torch_compile)
-    # an unknown layer fails before any image is read; a cached model is not even built
-    model.check_layers(_recorded_layer_names(store, identity))
+    # an unknown, reused or batch-mixing layer fails before any image is read (on the network
+    # built on the meta device); a cached model is not even built
+    model.check_layers_before_building()
     paths = [_absolute(path) for path in image_paths]
     keys = content_hashes(paths)
     first_path = dict(zip(reversed(keys), reversed(paths), strict=True))
@@ -161,8 +166,13 @@ def embed_images(
         if prepare is not None:  # align=mtcnn: crops cached, every face-less image listed at once
             from facebench.alignment import ALIGNED_FOLDER
 
-            prepare(job.paths, store.root / ALIGNED_FOLDER)
+            prepare(job.paths, store.root / ALIGNED_FOLDER, progress=progress)
         resolve_executor(executor).embed(job)
+        failed = {
+            layer: nonfinite_message(model, layer, count, len(todo)) for layer, count in job.nonfinite.items()
+        }
+    else:
+        failed = {}
     return Embeddings(
         model_name=model.name,
         identity=identity,
@@ -172,12 +182,8 @@ def embed_images(
         computed=len(todo),
         cached=len(unique) - len(todo),
         data_path=path_name,
+        failed_layers=failed,
     )
-
-
-def _recorded_layer_names(store: EmbeddingStore, identity: str) -> list[str] | None:
-    names = (store.read_metadata(identity) or {}).get("layer_names")
-    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
 
 
 def compute(job: EmbeddingJob) -> None:
@@ -211,7 +217,7 @@ def compute(job: EmbeddingJob) -> None:
             for item in batches:
                 indices, batch = data.to_device(item)
                 batch_keys = [todo[i] for i in indices.tolist()]
-                for table, keys, rows in batch_rows(model, batch, batch_keys, tables):
+                for table, keys, rows in batch_rows(model, batch, batch_keys, tables, job.nonfinite):
                     pending.append(writer.submit(write_rows, table, keys, rows))
                 while len(pending) > MAX_PENDING_WRITES:
                     pending.popleft().result()
@@ -228,16 +234,36 @@ def compute(job: EmbeddingJob) -> None:
 
 
 def batch_rows(
-    model: BaseModel, batch: torch.Tensor, keys: list[str], tables: dict[str, EmbeddingTable]
+    model: BaseModel,
+    batch: torch.Tensor,
+    keys: list[str],
+    tables: dict[str, EmbeddingTable],
+    nonfinite: dict[str, int],
 ) -> list[tuple[EmbeddingTable, list[str], torch.Tensor]]:
-    """ONE forward pass of ``batch`` (images ``keys``); per layer, the rows its table lacks."""
+    """ONE forward pass of ``batch`` (images ``keys``); per layer, the rows its table lacks.
+
+    A layer whose output holds NaN or infinity for some image gives no rows for this batch (none
+    is ever stored) and adds the number of such images to ``nonfinite[layer]``."""
     outputs = model.get_output(batch)
     missing = []
     for layer, table in tables.items():
+        bad = int((~torch.isfinite(outputs[layer])).any(dim=1).sum())
+        if bad:
+            nonfinite[layer] = nonfinite.get(layer, 0) + bad
+            continue
         rows = [i for i, key in enumerate(keys) if key not in table]
         if rows:
             missing.append((table, [keys[i] for i in rows], outputs[layer][rows]))
     return missing
+
+
+def nonfinite_message(model: BaseModel, layer: str, images: int, total: int) -> str:
+    """Why ``layer`` of ``model`` failed: ``images`` of the ``total`` embedded gave NaN or inf."""
+    return (
+        f"model {model.name!r}: layer {layer!r} produced NaN or infinite values for {images} of "
+        f"{total} image(s); nothing of this layer is stored or scored (the other layers are). "
+        f"Check the weights (precision fp16 can overflow) or pick another layer"
+    )
 
 
 def write_rows(table: EmbeddingTable, keys: list[str], rows: torch.Tensor) -> None:

@@ -12,6 +12,9 @@ An experiment is a TOML file (or the same thing from ``facebench run`` flags)::
     data_path = "auto"              # auto, cpu or device: where JPEGs are decoded (facebench.datapath)
     channels_last = false           # run the networks in channels-last memory format (CNNs on GPUs)
     torch_compile = false           # compile each network's forward with torch.compile
+    dataset = "lfw"                 # a registered dataset: its protocol, or its files for [[tasks]]
+    # benchmark = "lab-faces"       # (instead) a registered benchmark: its tasks, stimuli, human data
+    data_dir = "datasets"           # folder of dataset copies (DIR/<name>); as --data-dir
 
     [[models]]
     plugin = "vgg16"                # a registered model (facebench list models)
@@ -46,8 +49,12 @@ A model's preprocessing options (``resize``, ``crop``, ``mean``, ``std``, ``gray
 ``resize = [224, 224]`` and ``crop = "none"`` squash every image to 224 x 224; ``resize = 64``
 and ``crop = 64`` run a CNN faster on small images (a ViT with fixed position embeddings may not
 accept other sizes).
-Relative paths (``output``, ``cache_dir``, ``human_percentiles``, ``pairs``, ``images`` and
-options ending in ``_path``) resolve against the TOML file's folder.
+``dataset`` and ``benchmark`` are the ``--dataset``/``--benchmark`` flags written down (a name, or
+a table: ``dataset = { name = "lfw", path = "copies/lfw" }``, ``benchmark = { name = "...", images
+= "..." }``); :meth:`Experiment.apply_sources` turns them into tasks for the file and the flags alike.
+Relative paths (``output``, ``cache_dir``, ``human_percentiles``, ``data_dir``, ``pairs``,
+``images``, a dataset's ``path``, a benchmark's ``images`` and options ending in ``_path``)
+resolve against the TOML file's folder.
 
 :meth:`Experiment.prepare` checks everything that can be checked without building a network
 (plugin names, options, metrics, pairs files, columns and images) before any model is built.
@@ -61,7 +68,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facebench.errors import ConfigError
+from facebench.datasets import DATASET_OPTIONS
+from facebench.errors import ConfigError, FacebenchError
 from facebench.options import parse_spec_string
 from facebench.registry import Registry, check_options, get_registry
 from facebench.results import check_distinct_file_names
@@ -92,8 +100,12 @@ TOP_LEVEL_KEYS = frozenset(
         "data_path",
         "channels_last",
         "torch_compile",
+        "dataset",
+        "benchmark",
+        "data_dir",
     }
 )
+SOURCE_OPTIONS = {"dataset": DATASET_OPTIONS, "benchmark": frozenset({"images"})}
 MODEL_KEYS = {"layers": "extract_layers"}
 TASK_KEYS = {
     "pairs": "pairs_file_path",
@@ -135,6 +147,17 @@ class AnalysisConfig(PluginConfig):
     """One ``[[analyses]]`` entry: a registered analysis and its constructor options."""
 
 
+@dataclass(frozen=True)
+class DataSources:
+    """The dataset and benchmark an experiment names (keys of its file, or flags) before
+    :meth:`Experiment.apply_sources` turns them into tasks; ``where`` names the file."""
+
+    dataset: str | tuple[str, dict[str, Any]] | None = None
+    benchmark: str | tuple[str, dict[str, Any]] | None = None
+    data_dir: Path | None = None
+    where: str | None = None
+
+
 @dataclass
 class Experiment:
     """Models, tasks and run settings, with paths already resolved."""
@@ -154,11 +177,15 @@ class Experiment:
     data_path: str = "auto"
     channels_last: bool = False
     torch_compile: bool = False
+    dataset: dict[str, Any] | None = None
+    benchmark: dict[str, Any] | None = None
+    sources: DataSources = field(default_factory=DataSources)
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def from_toml(cls, path: str | Path) -> Experiment:
-        """Read an experiment file; relative paths resolve against its folder."""
+    def from_toml(cls, path: str | Path, apply_sources: bool = True) -> Experiment:
+        """Read an experiment file; relative paths resolve against its folder. ``apply_sources=False``
+        leaves its dataset and benchmark in :attr:`sources` (for flags to amend)."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"experiment file {str(path)!r} does not exist")
@@ -166,13 +193,19 @@ class Experiment:
             data = tomllib.loads(read_utf8(path, "experiment file", ConfigError))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        experiment = cls.from_mapping(data, base_dir=path.parent, where=str(path))
+        experiment = cls.from_mapping(
+            data, base_dir=path.parent, where=str(path), apply_sources=apply_sources
+        )
         experiment.source = path
         return experiment
 
     @classmethod
     def from_mapping(
-        cls, data: Mapping[str, Any], base_dir: str | Path = ".", where: str = "experiment"
+        cls,
+        data: Mapping[str, Any],
+        base_dir: str | Path = ".",
+        where: str = "experiment",
+        apply_sources: bool = True,
     ) -> Experiment:
         """Build from a parsed TOML document (or an equivalent dict)."""
         base = Path(base_dir)
@@ -199,7 +232,7 @@ class Experiment:
             cache_dir = None
         elif "cache_dir" in data:
             cache_dir = _resolve(base, data["cache_dir"], f"{where}: cache_dir")
-        return cls(
+        experiment = cls(
             models=models,
             tasks=tasks,
             analyses=analyses,
@@ -207,7 +240,7 @@ class Experiment:
             batch_size=_positive_int(data.get("batch_size", 32), f"{where}: batch_size"),
             device=_optional_str(data.get("device"), f"{where}: device"),
             cache_dir=cache_dir,
-            num_workers=None if data.get("num_workers") is None else int(data["num_workers"]),
+            num_workers=_workers(data.get("num_workers"), f"{where}: num_workers"),
             human_percentiles=(
                 _resolve(base, data["human_percentiles"], f"{where}: human_percentiles")
                 if data.get("human_percentiles")
@@ -218,7 +251,40 @@ class Experiment:
             data_path=_optional_str(data.get("data_path"), f"{where}: data_path") or "auto",
             channels_last=_bool(data.get("channels_last", False), f"{where}: channels_last"),
             torch_compile=_bool(data.get("torch_compile", False), f"{where}: torch_compile"),
+            sources=DataSources(
+                dataset=_source(data.get("dataset"), "dataset", base, where),
+                benchmark=_source(data.get("benchmark"), "benchmark", base, where),
+                data_dir=(
+                    _resolve(base, data["data_dir"], f"{where}: data_dir") if "data_dir" in data else None
+                ),
+                where=where,
+            ),
         )
+        if apply_sources:
+            experiment.apply_sources(given_tasks=bool(tasks))
+        return experiment
+
+    def apply_sources(self, given_tasks: bool, images: str | None = None) -> None:
+        """Turn :attr:`sources` into tasks: the benchmark's replace the experiment's; the dataset's
+        protocol replaces them too, unless ``given_tasks``: then its files fill those tasks."""
+        sources = self.sources
+        try:
+            if sources.benchmark:
+                from facebench.benchmarks import apply_benchmark
+
+                apply_benchmark(
+                    self, sources.benchmark, given_tasks=given_tasks, images=images, data_dir=sources.data_dir
+                )
+            if sources.dataset:
+                from facebench.datasets import dataset_tasks
+
+                self.tasks, self.dataset = dataset_tasks(
+                    sources.dataset, self.tasks if given_tasks else [], sources.data_dir
+                )
+        except FacebenchError as exc:
+            if sources.where is None:
+                raise
+            raise type(exc)(f"{sources.where}: {exc}") from None
 
     # ------------------------------------------------------------------ checking and building
     def check(self, registry: Registry | None = None) -> None:
@@ -338,6 +404,8 @@ class Experiment:
             "models": [{"plugin": m.plugin, "options": m.options} for m in self.models],
             "tasks": [{"plugin": t.plugin, "options": t.options} for t in self.tasks],
             "analyses": [{"plugin": a.plugin, "options": a.options} for a in self.analyses],
+            "dataset": self.dataset,
+            "benchmark": self.benchmark,
         }
 
 
@@ -390,6 +458,30 @@ def analysis_config(entry: Mapping[str, Any], base: Path, where: str) -> Analysi
     return AnalysisConfig(plugin, options)
 
 
+def _source(value: Any, key: str, base: Path, where: str) -> tuple[str, dict[str, Any]] | None:
+    """``dataset = "lfw"`` (as the flag: ``"lfw:path=DIR"``) or ``dataset = { name = "lfw", path
+    = "DIR" }`` as ``(name, options)``, its paths resolved against the file's folder."""
+    if value is None:
+        return None
+    known = SOURCE_OPTIONS[key]
+    if isinstance(value, str):
+        name, options = parse_spec_string(value)
+        value = {"name": name, **options}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not value["name"]:
+        raise ConfigError(
+            f'{where}: {key} must be a name ({key} = "NAME") or a table with name = "NAME" '
+            f"and optionally {', '.join(sorted(known))}"
+        )
+    options = {k: v for k, v in value.items() if k != "name"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: {key}: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"known: name, {', '.join(sorted(known))}"
+        )
+    return value["name"], {k: _resolve(base, v, f"{where}: {key}.{k}") for k, v in options.items()}
+
+
 def _split_entry(entry: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: expected a table, got {entry!r}")
@@ -437,6 +529,14 @@ def _tables(data: Mapping[str, Any], key: str, where: str) -> list[Any]:
 def _positive_int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _workers(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: expected a number of workers (0 or more), got {value!r}")
     return value
 
 
@@ -511,6 +611,9 @@ def experiment_from_flags(
     torch_compile: bool = False,
     table: str | None = None,
     analyses: Sequence[str] = (),
+    dataset: str | None = None,
+    benchmark: str | None = None,
+    data_dir: str | None = None,
 ) -> Experiment:
     """The experiment of ``facebench run``: the file (if any), with the flags applied on top.
 
@@ -520,10 +623,13 @@ def experiment_from_flags(
     that lack layers.
     ``--executor NAME:key=value,...`` replaces the file's executor; ``--ray-address ADDR`` sets
     the Ray executor's address (and picks the Ray executor when none is named).
+    ``--benchmark NAME`` replaces the tasks with the benchmark's; ``--dataset NAME`` runs its
+    protocol, or fills its files into the ``--task`` entries (:mod:`facebench.datasets`); each
+    replaces the file's ``benchmark``/``dataset`` key, ``--data-dir`` its ``data_dir``.
     """
     if experiment_file:
-        experiment = Experiment.from_toml(experiment_file)
-    elif models or tasks or analyses:
+        experiment = Experiment.from_toml(experiment_file, apply_sources=False)
+    elif models or tasks or analyses or dataset or benchmark:
         experiment = Experiment(models=[], tasks=[])
     else:
         raise ConfigError(
@@ -539,6 +645,18 @@ def experiment_from_flags(
     if analyses:
         specs = [parse_spec_string(text) for text in analyses]
         experiment.analyses = [analysis_config({"plugin": n, **o}, cwd, f"--analysis {n}") for n, o in specs]
+    named = experiment.sources
+    flagged = bool(dataset or benchmark)
+    experiment.sources = DataSources(
+        dataset=dataset or named.dataset,
+        benchmark=benchmark or named.benchmark,
+        data_dir=Path(data_dir) if data_dir else named.data_dir,
+        where=None if flagged else named.where,
+    )
+    # the file's [[tasks]] take the file's dataset; --dataset/--benchmark take only --task entries
+    experiment.apply_sources(
+        given_tasks=bool(tasks) or (not flagged and bool(experiment.tasks)), images=images
+    )
     for task in experiment.tasks:
         if pairs and "pairs_file_path" not in task.options and _task_reads(task.plugin, "pairs_file"):
             task.options["pairs_file_path"] = Path(pairs)

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from facebench.registry import AnalysisSpec, ExecutorSpec, MetricSpec, ModelSpec, TaskSpec
+    from facebench.registry import (
+        AnalysisSpec,
+        BenchmarkSpec,
+        DatasetSpec,
+        ExecutorSpec,
+        MetricSpec,
+        ModelSpec,
+        TaskSpec,
+    )
 
 PROJECT_NAME = "facebench"
 
@@ -72,4 +80,22 @@ def register_analyses(register: Callable[[AnalysisSpec], None]) -> None:
     The spec's target must build a :class:`facebench.analysis.BaseAnalysis`; the manager runs
     it once, after every model is embedded, on views of every model-layer (see
     :mod:`facebench.analysis` for the contract).
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    """Register datasets (LFW, ...): call ``register(DatasetSpec(...))`` for each one.
+
+    The spec's target reads a copy of the dataset into an images folder plus a pairs file and/or
+    an images table that the tasks read unchanged (see :mod:`facebench.datasets`).
+    """
+
+
+@hookspec
+def register_benchmarks(register: Callable[[BenchmarkSpec], None]) -> None:
+    """Register benchmarks (a lab's tasks, stimuli and human data): call ``register(BenchmarkSpec(...))``.
+
+    The spec's target returns the path of the benchmark's ``benchmark.toml``
+    (see :mod:`facebench.benchmarks`).
     """

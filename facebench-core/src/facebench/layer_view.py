@@ -212,10 +212,23 @@ class LayerView:
         from facebench.engine import pair_distances
 
         rows1, rows2 = self.rows_of(img1), self.rows_of(img2)
-        return pair_distances(
+        distances = pair_distances(
             self._embeddings,
             self.layer,
             [self._paths[r] for r in rows1],
             [self._paths[r] for r in rows2],
             metric,
         )
+        self._warn_zero_rows(rows1, rows2)
+        return distances
+
+    def _warn_zero_rows(self, rows1: np.ndarray, rows2: np.ndarray) -> None:
+        """Warn (:func:`facebench.metrics.warn_zero_embeddings`) when some of the pairs' images
+        have an all-zero embedding at this layer."""
+        from facebench.metrics import warn_zero_embeddings
+
+        used = np.unique(np.concatenate([rows1, rows2]))
+        zero = [r for part, block in self.iter_chunks(used) for r in part[~block.any(axis=1)]]
+        if zero:
+            affected = int((np.isin(rows1, zero) | np.isin(rows2, zero)).sum())
+            warn_zero_embeddings(self.layer, [self.images[r] for r in zero], affected, len(rows1))

@@ -29,6 +29,7 @@ The folder always holds one whole run: a run is written beside it and swapped in
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import re
 import sys
@@ -72,7 +73,7 @@ USER_CACHE = "user-cache"  # sentinel: the engine's default cache folder
 class Failure:
     """Something that did not produce results, and why."""
 
-    stage: str  # "embed", "task", "analysis", "plot", "export" or "report"
+    stage: str  # "embed", "task", "analysis", "run", "plot", "export" or "report"
     error: str
     model: str | None = None
     task: str | None = None
@@ -128,10 +129,8 @@ class MultiModelTaskManager:
         channels_last: bool = False,
         torch_compile: bool = False,
     ) -> None:
-        if int(batch_size) < 1:
-            raise ConfigError(f"batch_size must be a positive integer, not {batch_size!r}")
-        self.batch_size = int(batch_size)
-        self.num_workers = num_workers
+        self.batch_size = _whole_number(batch_size, "batch_size", 1)
+        self.num_workers = None if num_workers is None else _whole_number(num_workers, "num_workers", 0)
         self.progress = progress
         self.executor = resolve_executor(executor)
         self.data_path = data_path
@@ -151,6 +150,7 @@ class MultiModelTaskManager:
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
         self.status = "not run"
+        self._stopped_by: BaseException | None = None  # an error that ended the run early
         self.output_folder: Path | None = None  # where export_all put the run
         self.experiment: dict[str, Any] | None = None  # the experiment file, when run from one
         self._cache_dir = cache_dir
@@ -166,8 +166,11 @@ class MultiModelTaskManager:
 
     # ------------------------------------------------------------------ set-up
     def add_models(self, models: BaseModel | Iterable[BaseModel]) -> None:
-        """Add models; a name already used raises :class:`ConfigError`."""
-        for model in _as_list(models):
+        """Add models; a name already used raises :class:`ConfigError`, and so does a bare
+        ``nn.Module`` (:func:`facebench.wrap` makes it a model)."""
+        from facebench.wrapped import require_model
+
+        for model in map(require_model, _as_list(models)):
             _add_unique(self.models, model, "model")
             self.model_task_distances_dfs.setdefault(model.name, {})
 
@@ -211,6 +214,8 @@ class MultiModelTaskManager:
         model = self._get(self.models, "model", model_name)
         task = self._get(self.tasks, "task", task_name)
         embeddings = self._embed(model, [task])
+        if embeddings.failed_layers:
+            raise DataError("; ".join(embeddings.failed_layers.values()))
         return self._score(model, task, embeddings)
 
     def run_all_tasks_with_model(self, model_name: str) -> dict[str, pd.DataFrame]:
@@ -224,6 +229,8 @@ class MultiModelTaskManager:
             self._record("embed", exc, model=model_name)
             return results
         self.embeddings[model_name] = embeddings
+        for layer, message in embeddings.failed_layers.items():  # NaN/inf: that layer only
+            self._record("embed", DataError(message), model=model_name, layer=layer)
         for task in self.tasks.values():
             try:
                 used = [path for path in task.embedded_images() if path in unusable]
@@ -265,12 +272,15 @@ class MultiModelTaskManager:
                     self.run_all_tasks_with_model(model_name)
                 self.run_analyses()
         except BaseException as exc:
-            self.status = "interrupted"
+            if isinstance(exc, KeyboardInterrupt):
+                self.status = "interrupted"
+            else:
+                self._stopped_by = exc
+                self._record("run", exc)
             self._finish(export_path, plots)
             if self.output_folder is not None:
                 exc.add_note(f"results finished so far are in {self.output_folder}")
             raise
-        self.status = "completed with failures" if self.failures else "completed"
         self._finish(export_path, plots)
         return self.failures
 
@@ -278,25 +288,63 @@ class MultiModelTaskManager:
         """What can be checked before any model is built: the output folder (not a file, not a
         folder of other things, writable: :func:`facebench.runfolder.check_output_folder`), that
         every image decodes (:func:`facebench.imagecheck.check_images_decode`, all bad files
-        listed) and that every requested layer exists (:meth:`check_layers_before_building`).
-        Raises :class:`ConfigError`, :class:`DataError` or :class:`UnknownNameError`."""
+        listed), that the cache can be written (:meth:`check_cache_writable`), that each model
+        brings them to one size (:meth:`check_input_sizes`), that each ``weights_path`` fits its
+        network (:meth:`BaseModel.check_weights_before_building`, on the meta device) and that
+        every requested layer exists (:meth:`check_layers_before_building`).
+        Raises :class:`ConfigError`, :class:`DataError`, :class:`WeightsError` or
+        :class:`UnknownNameError`."""
         from facebench.imagecheck import check_images_decode
         from facebench.runfolder import check_output_folder
 
         if export_path is not None:
             check_output_folder(export_path)
+        self.check_cache_writable()
         check_images_decode(self.image_paths(), progress=self.progress)
+        self.check_input_sizes()
+        for model in self.models.values():
+            model.check_weights_before_building()
         self.check_layers_before_building()
 
+    def check_cache_writable(self) -> None:
+        """The embedding cache folder can be written (a temporary one always can)."""
+        from facebench.filesystem import check_writable_folder
+
+        if self._store is None and self._cache_dir is None:
+            return
+        store = self.store
+        problem = None if store.temporary else check_writable_folder(store.root)
+        if problem:
+            raise ConfigError(
+                f"cannot write to the embedding cache {store.root}: {problem}; choose another cache "
+                f"folder with --cache-dir DIR (cache_dir = ... in an experiment file), or run with "
+                f"--no-cache (cache = false)"
+            )
+
+    def check_input_sizes(self) -> None:
+        """Every model whose preprocessing keeps the photos' own shape (``crop=none``) brings
+        the run's images to one size (:func:`facebench.sizecheck.check_one_input_size`)."""
+        from facebench.model import BaseModel
+        from facebench.sizecheck import check_one_input_size
+
+        paths = self.image_paths()
+        for model in self.models.values():
+            own_steps = model.preprocess_function is not None or getattr(model, "align", "none") != "none"
+            if own_steps or type(model).image_step is not BaseModel.image_step:
+                continue
+            try:
+                preprocessing = model.preprocessing
+            except Exception:  # found and recorded when the model runs
+                continue
+            check_one_input_size(model.name, preprocessing, paths)
+
     def check_layers_before_building(self) -> None:
-        """Every model's requested layers exist (:class:`UnknownNameError` otherwise), checked
-        against the names its cache recorded, or on its network built on the meta device
+        """Every model's requested layers exist (:class:`UnknownNameError` otherwise), run once
+        per pass and give one output per image, checked on its network built on the meta device
         (:meth:`BaseModel.check_layers_before_building`), so no model has run yet."""
         for model in self.models.values():
-            if not model.extract_layers:
-                continue
-            recorded = (self.store.read_metadata(model.identity) or {}).get("layer_names")
-            model.check_layers_before_building(recorded if isinstance(recorded, list) else None)
+            if model.extract_layers:
+                model.check_layers_before_building()
 
     def image_paths(self) -> list[Path]:
         """Every image of the run's tasks and analyses, once each."""
@@ -309,8 +357,24 @@ class MultiModelTaskManager:
 
     def _finish(self, export_path: str | Path | None, plots: bool) -> None:
         self.finished_at = datetime.now(UTC)
+        self.decide_status()
         if export_path is not None:
             self.export_all(export_path, plots=plots)
+
+    def decide_status(self) -> str:
+        """The run's status from what happened, decided again after every file is written, so
+        results.json and the exit code always agree: ``interrupted`` stays; ``export failed`` when
+        a file could not be written; ``failed`` when the run stopped on an error or has no result
+        at all; ``completed with failures`` when anything else failed; ``completed`` otherwise."""
+        if self.status == "interrupted":
+            return self.status
+        if any(failure.stage == "export" for failure in self.failures):
+            self.status = "export failed"
+        elif self._stopped_by is not None or not (self.tasks_performance_dfs or self.analysis_results):
+            self.status = "failed"
+        else:
+            self.status = "completed with failures" if self.failures else "completed"
+        return self.status
 
     def _embed_usable(self, model: BaseModel) -> tuple[Embeddings, dict[Path, str]]:
         """:meth:`_embed` over every image of the run. An image the model cannot take (a
@@ -346,7 +410,6 @@ class MultiModelTaskManager:
             paths.update(dict.fromkeys(analysis.image_paths()))
         for path in exclude:
             paths.pop(path, None)
-        log.info("model %s: embedding %d image(s)", model.name, len(paths))
         embeddings = embed_images(
             model,
             list(paths),
@@ -359,6 +422,11 @@ class MultiModelTaskManager:
             channels_last=self.channels_last,
             torch_compile=self.torch_compile,
         )
+        if embeddings.computed:
+            computed, cached = embeddings.computed, embeddings.cached
+            log.info("model %s: embedded %d image(s), %d from cache", model.name, computed, cached)
+        else:
+            log.info("model %s: %d image(s) from cache", model.name, embeddings.cached)
         self.data_paths[model.name] = embeddings.data_path
         return embeddings
 
@@ -371,7 +439,7 @@ class MultiModelTaskManager:
         names = task.image_names()
         paths = [task.images_path / name for name in names]
         distance_frames, performance_frames = [], []
-        for layer in model.output_layers:
+        for layer in embeddings.layers:  # a failed layer is recorded once, at embedding
             result = task.evaluate(LayerView(embeddings, layer, paths, names))
             performance = result.performance.copy()
             performance.insert(0, "Task Name", task.name)
@@ -382,6 +450,8 @@ class MultiModelTaskManager:
                 pairs = result.distances.copy()
                 pairs.insert(0, LAYER_COLUMN, layer)
                 distance_frames.append(pairs)
+        if not performance_frames:
+            raise DataError(f"model {model.name!r}: no layer left to score (each failed at embedding)")
         performance_df = pd.concat(performance_frames, ignore_index=True)
         if distance_frames:
             distances_df = pd.concat(distance_frames, ignore_index=True)
@@ -449,13 +519,14 @@ class MultiModelTaskManager:
         :attr:`output_folder` says where the run's files ended up."""
         from facebench.runfolder import RunFolder
 
-        run_folder = RunFolder(export_path)
+        run_folder = RunFolder(export_path, runs_only=True)
         try:
             staging = run_folder.start()
         except OSError as exc:
             self._record("export", exc)
-            self._export_failed()
+            self.decide_status()
             return []
+        first_failure = len(self.failures)
         steps = [self.export_computed_metrics, self.export_unified_summary]
         steps.append(self.export_model_results_by_task if plots else self.export_performance_tables)
         steps.append(self.export_analyses if plots else self.export_analysis_tables)
@@ -464,27 +535,26 @@ class MultiModelTaskManager:
                 step(staging)
             except Exception as exc:
                 self._record("export", exc)
-                self._export_failed()
+        self.decide_status()
         try:
             self.export_results_json(staging)
             self.export_report(staging)
         except OSError as exc:
             self._record("export", exc)
-            self._export_failed()
+            self.decide_status()
         try:
             self.output_folder = run_folder.finish(self.status)
         except OSError as exc:
             self._record("export", exc)
             self.output_folder = staging
+        for failure in self.failures[first_failure:]:  # name the folder the user gave
+            failure.error = failure.error.replace(str(staging), str(export_path))
+            failure.traceback = failure.traceback.replace(str(staging), str(export_path))
         self.written_files = [
             self.output_folder / path.relative_to(staging) if path.is_relative_to(staging) else path
             for path in self.written_files
         ]
         return self.written_files
-
-    def _export_failed(self) -> None:
-        if self.status != "interrupted":
-            self.status = "export failed"
 
     def export_report(self, export_path: str | Path) -> Path | None:
         """``report.html`` (:mod:`facebench.report`), made from the files just written. A report
@@ -498,6 +568,7 @@ class MultiModelTaskManager:
             path = None
         else:
             self.written_files.append(path)
+        self.decide_status()
         self.export_results_json(export_path)
         return path
 
@@ -631,6 +702,17 @@ class MultiModelTaskManager:
         lines = [f"{len(self.failures)} failure(s):"]
         lines += [f"  - {f.where()} [{f.stage}]: {f.error}" for f in self.failures]
         return "\n".join(lines)
+
+
+def _whole_number(value: Any, name: str, minimum: int) -> int:
+    """``value`` as an int (a Python or NumPy integer) of at least ``minimum``, else :class:`ConfigError`."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        raise ConfigError(f"{name} must be an integer of at least {minimum}, not {value!r}")
+    return number
 
 
 def _as_list(items: Any) -> list[Any]:

@@ -6,7 +6,8 @@ matrix, so N pairs cost O(N*D). They run on whatever device and dtype the inputs
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -56,6 +57,24 @@ def correlation_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     constant_a, constant_b = (a == a[:, :1]).all(dim=1), (b == b[:, :1]).all(dim=1)
     distance = torch.where(constant_a | constant_b, torch.ones_like(distance), distance)
     return torch.where(constant_a & constant_b, torch.zeros_like(distance), distance)
+
+
+class ZeroEmbeddingWarning(UserWarning):
+    """Images whose embedding is all zeros at a layer: their distances are conventions."""
+
+
+def warn_zero_embeddings(layer: str, images: Sequence[str], affected: int, n_pairs: int) -> None:
+    """Say how many images have an all-zero embedding at ``layer`` and how many pairs use one:
+    such a pair's distance says nothing about the faces (cosine and correlation give it 0 or 1 by
+    convention, see :func:`cosine_distance`)."""
+    shown = ", ".join(map(repr, images[:5])) + (f" and {len(images) - 5} more" if len(images) > 5 else "")
+    warnings.warn(
+        f"layer {layer!r}: {len(images)} image(s) have an all-zero embedding ({shown}); {affected} of "
+        f"{n_pairs} pairs use one, and their distances are conventions, not measurements. Check the "
+        f"images (blank, failed alignment) and the layer (e.g. a ReLU output that is zero for them).",
+        ZeroEmbeddingWarning,
+        stacklevel=4,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ Layers are ``named_modules()`` names. All requested layers come from ONE forward
 hooked output is reduced and copied at hook time, so an in-place op that follows the layer
 (torchvision's ``ReLU(inplace=True)``) cannot change it.
 
-Reductions turn a layer's output into one ``(B, D)`` row per image:
+Reductions turn a layer's output into one ``(B, D)`` row per image (:mod:`facebench.reductions`):
+``flatten``, ``mean`` (space, or all tokens), ``cls``, ``mean-patches`` (the patch tokens, without
+the :meth:`BaseModel.prefix_tokens`) and ``cls+mean``.
 
-- ``flatten``: every value, in C-order;
-- ``mean``: mean over the spatial axes of a ``(B, C, H, W)`` output, or over the tokens of a
-  ``(B, T, D)`` output;
-- ``cls``: the first token of a ``(B, T, D)`` output (the class token of a ViT).
+``pretrained=false`` is the untrained control of every model: a class that declares its own
+``pretrained`` option builds random weights itself; for any other,
+:func:`facebench.untrained.initialise_untrained` re-initialises the built network under ``seed``.
 """
 
 from __future__ import annotations
@@ -45,14 +46,17 @@ from torch import Tensor
 
 from facebench.device import autocast_dtype, resolve_device
 from facebench.errors import ConfigError, UnknownNameError, WeightsError
+from facebench.file_digests import file_sha256
 from facebench.module_calls import reused_layer_message, trace_calls
 from facebench.preprocessing import FIELDS as PREPROCESSING_FIELDS
 from facebench.preprocessing import MODEL_DEFAULT, Preprocessing
 from facebench.provenance import code_identity
+from facebench.reductions import REDUCTIONS, TOKEN_REDUCTIONS, reduce_output
 from facebench.registry import unknown_name_message
+from facebench.untrained import declares_pretrained, initialise_untrained
 
-REDUCTIONS = ("flatten", "mean", "cls")
 FINAL_OUTPUT = "output"
+META_BATCH = 2  # images in the meta-device trace of check_layers_before_building
 
 PreprocessFunction = Callable[[Image.Image], Tensor]
 ImageStep = Callable[[Image.Image], Image.Image]
@@ -84,6 +88,9 @@ class BaseModel(abc.ABC):
     image_size: ClassVar[int] = 224  # resize and crop of the default ImageNet preprocessing
     non_output_options: ClassVar[frozenset[str]] = frozenset()  # a subclass's options outside identity
     alignment_template: ClassVar[str] = "crop"  # align=mtcnn's target (facebench.alignment.TEMPLATES)
+    # options that only choose which weights are loaded: left out of the identity when a
+    # weights_path replaces those weights (the file's digest is in the identity instead)
+    weights_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -95,37 +102,42 @@ class BaseModel(abc.ABC):
         device: str = "auto",
         precision: str = "fp32",
         seed: int = 0,
+        pretrained: bool = True,
         resize: int | tuple[int, int] | None = MODEL_DEFAULT,
         crop: int | tuple[int, int] | None = MODEL_DEFAULT,
         mean: tuple[float, float, float] = MODEL_DEFAULT,
         std: tuple[float, float, float] = MODEL_DEFAULT,
         grayscale: bool = MODEL_DEFAULT,
         interpolation: Literal["bilinear", "bicubic", "nearest", "lanczos", "box"] = MODEL_DEFAULT,
-        align: Literal["none", "mtcnn"] = "none",
+        align: bool | Literal["none", "mtcnn"] = "none",
         on_no_face: Literal["error", "skip", "center-crop"] = "error",
     ) -> None:
         """Options every model has.
 
-        - ``name``: the model's name in results (default: the class name).
+        - ``name``: the model's name in results (default: the name the class is registered
+          under, ``vgg16`` for ``Vgg16Model``, as on the command line; else the class name).
         - ``weights_path``: a local checkpoint file to load instead of the default weights.
         - ``extract_layers``: layer names to read (``facebench layers MODEL``); default: the model's.
         - ``preprocess_function``: a PIL image -> (C, H, W) tensor callable replacing the preprocessing.
-        - ``reduction``: flatten, mean or cls (or a layer -> reduction mapping).
+        - ``reduction``: flatten, mean, cls, mean-patches or cls+mean (or a layer -> reduction mapping).
         - ``device``: auto, cpu, cuda, cuda:N or mps.
         - ``precision``: fp32, fp16 or bf16 (autocast on accelerators).
         - ``seed``: seeds random weights.
+        - ``pretrained``: the model's weights (true), or the untrained control (false): the same
+          network with random weights from ``seed`` (each module's ``reset_parameters()``).
         - ``resize``: shorter side in pixels, or [height, width] for an exact size, or none.
         - ``crop``: centre-crop size (pixels or [height, width]), or none.
         - ``mean``: per-channel normalisation mean of the 0-1 RGB values.
         - ``std``: per-channel normalisation standard deviation.
         - ``grayscale``: convert images to grey (three equal channels) before normalising.
         - ``interpolation``: resampling of the resize: bilinear, bicubic, nearest, lanczos or box.
-        - ``align``: mtcnn finds each face and aligns it to the model's ``alignment_template`` first
-          (:mod:`facebench.alignment`); none uses the images as they are.
+        - ``align``: mtcnn (or true) finds each face and aligns it to the model's
+          ``alignment_template`` first (:mod:`facebench.alignment`); none (or false) uses the
+          images as they are.
         - ``on_no_face``: with align, images without a face are an error (all listed at once), or
           skip (a run leaves out their pairs), or center-crop (a centre crop is used instead).
         """
-        self.name = name or type(self).__name__
+        self.name = name or registered_name(type(self))
         self.weights_path = Path(weights_path).expanduser() if weights_path is not None else None
         if isinstance(extract_layers, str):
             extract_layers = [extract_layers]
@@ -137,15 +149,17 @@ class BaseModel(abc.ABC):
         self.precision = precision
         self._autocast_dtype = autocast_dtype(precision, self.device)
         self.seed = int(seed)
+        self.pretrained = pretrained
         self.resize, self.crop, self.mean, self.std = resize, crop, mean, std
         self.grayscale, self.interpolation = grayscale, interpolation
         self._preprocessing_overrides = self._check_preprocessing_overrides()
-        self.align, self.on_no_face = align, on_no_face
+        self.align, self.on_no_face = align_choice(align), on_no_face
         self._align_step: ImageStep | None = None
         self._model: torch.nn.Module | None = None
         self._preprocess: PreprocessFunction | None = None
         self._preprocessing: Preprocessing | None = None
         self._identity: str | None = None
+        self._meta_checked = False
 
     # ----------------------------------------------------------------- to implement
     @abc.abstractmethod
@@ -184,6 +198,26 @@ class BaseModel(abc.ABC):
 
         return {path for path, error in errors.items() if error.startswith(NO_FACE)}
 
+    def data_files(self) -> list[Path]:
+        """Every local file :meth:`_build_model` reads (default: ``weights_path``, if given). The
+        sha256 of each is part of :attr:`identity`, so embeddings are computed again when one
+        changes; read them through :meth:`read_file`."""
+        return [self.weights_path] if self.weights_path is not None else []
+
+    def read_file(self, path: str | Path) -> Path:
+        """The one way for :meth:`_build_model` to use a local file (a checkpoint, a config): returns
+        ``path`` when it is one of :meth:`data_files` (so its digest is in :attr:`identity`);
+        raises :class:`ConfigError` otherwise, before anything is read."""
+        path = Path(path).expanduser()
+        declared = {Path(file).expanduser().resolve() for file in self.data_files()}
+        if path.resolve() not in declared:
+            raise ConfigError(
+                f"model {self.name!r} reads {str(path)!r}, which is not among its data_files(); "
+                f"a file the network is built from must be part of the cache identity: list it "
+                f"in {type(self).__name__}.data_files()"
+            )
+        return path
+
     def hub_weights_id(self) -> str | None:
         """An id of downloaded weights (``"torchvision:VGG16_Weights.IMAGENET1K_V1"``), or None
         when the model uses a local file or random weights."""
@@ -196,6 +230,10 @@ class BaseModel(abc.ABC):
         from facebench.typed_options import declared_options, json_value
 
         excluded = NON_OUTPUT_OPTIONS | type(self).non_output_options
+        if not declares_pretrained(type(self)):  # BaseModel's own: recorded in the weights fingerprint
+            excluded |= {"pretrained"}
+        if self.weights_path is not None:
+            excluded |= type(self).weights_options
         options: dict[str, Any] = {}
         for name in declared_options(type(self)):
             if name in excluded:
@@ -209,6 +247,11 @@ class BaseModel(abc.ABC):
         return options
 
     # ----------------------------------------------------------------- building
+    def _untrained_by_reset(self) -> bool:
+        """``pretrained=false`` on a class that does not declare ``pretrained`` itself: the network
+        is built as usual, then re-initialised by :func:`initialise_untrained`."""
+        return not self.pretrained and not declares_pretrained(type(self))
+
     @property
     def model(self) -> torch.nn.Module:
         """The network: built once, in eval mode, without gradients, on :attr:`device`."""
@@ -216,6 +259,8 @@ class BaseModel(abc.ABC):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
                 module = self._build_model()
+                if self._untrained_by_reset():
+                    initialise_untrained(module, self.seed)
             self._check_layers(module)
             self._model = module.eval().requires_grad_(False).to(self.device)
         return self._model
@@ -234,35 +279,42 @@ class BaseModel(abc.ABC):
         """The names of every extractable layer, as ``named_modules()`` gives them."""
         return [name for name, _ in self.model.named_modules() if name]
 
-    def check_layers(self, known: Sequence[str] | None = None) -> None:
-        """Fail now if a requested layer does not exist: checked against ``known`` (the layer
-        names a cache recorded for this model's identity) without building, else by building."""
-        if known is not None and self._model is None:
-            self._validate_layers(list(known))
-        else:
-            _ = self.model
+    def check_layers(self) -> None:
+        """Build the network now, failing if a requested layer does not exist, is reused within a
+        forward pass or does not give one output per image (:meth:`check_layers_before_building`
+        first, so a bad layer fails before the weights are read)."""
+        self.check_layers_before_building()
+        _ = self.model
 
-    def check_layers_before_building(self, known: Sequence[str] | None = None) -> None:
-        """Fail before any model runs if a requested layer does not exist, or runs more than
-        once per forward pass, without building the network: names are checked against
-        ``known`` (names a cache recorded), else against the network built on the meta device
-        (no memory; :func:`load_weights` loads nothing there), where one forward pass of a
-        meta tensor (no computation) finds reused layers. What cannot be done on the meta
-        device is checked when the network is built and run."""
+    def check_layers_before_building(self) -> bool:
+        """Fail before any model runs if a requested layer does not exist, runs more than once
+        per forward pass, or returns an output without the batch as its first dimension — on
+        the network itself, never on names a cache recorded: it is built on the meta device (no
+        memory; :func:`load_weights` loads nothing there) and a meta batch of
+        :data:`META_BATCH` images (no computation) traced through it. Returns whether the
+        checks ran; what cannot be done on the meta device is checked when the network is built
+        and run (the first batch). Done once per instance."""
         if self._model is not None:
             self._check_layers(self._model)
-            return
-        if known is not None:
-            self._validate_layers(list(known))
-            return
+            return True
+        if self._meta_checked or not self.extract_layers:  # the final output: checked per batch
+            return True
         module = self._build_on_meta()
         if module is None:
-            return
+            return False
         self._check_layers(module)
-        calls = self._trace_on_meta(module)
-        message = reused_layer_message(self.name, calls or {}, self.extract_layers)
+        traced = self._trace_on_meta(module)
+        if traced is None:
+            return False
+        calls, outputs = traced
+        message = reused_layer_message(self.name, calls, self.extract_layers)
         if message is not None:
             raise ConfigError(message)
+        for layer in self.extract_layers:
+            if layer in outputs:
+                self.layer_output(layer, outputs[layer], META_BATCH)
+        self._meta_checked = True
+        return True
 
     def _build_on_meta(self) -> torch.nn.Module | None:
         """The network built on the meta device, or None if it cannot be."""
@@ -272,23 +324,52 @@ class BaseModel(abc.ABC):
         except Exception:
             return None
 
-    def _trace_on_meta(self, module: torch.nn.Module) -> dict[str, list[str]] | None:
-        """:func:`trace_calls` of ``module`` called on a meta image batch of the preprocessed
-        size, or None when that fails (a model whose :meth:`_forward` does more than call it)."""
+    def check_weights_before_building(self) -> None:
+        """Fail before any model runs if ``weights_path`` does not fit the network: it is built
+        on the meta device, where loading checks every name and shape and copies nothing. A
+        network that cannot be built there is checked when it is built."""
+        if self.weights_path is None or self._model is not None:
+            return
         try:
-            size: Any = self.image_size
-            if self.preprocess_function is None:
-                preprocessing = self.preprocessing
-                if preprocessing.crop is not None:
-                    size = preprocessing.crop
-                elif isinstance(preprocessing.resize, tuple):
-                    size = preprocessing.resize
-            height, width = (size, size) if isinstance(size, int) else size
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                self._build_model()
+        except WeightsError:
+            raise
+        except Exception:
+            return
+
+    def input_size(self) -> tuple[int, int]:
+        """``(height, width)`` of a preprocessed image: the crop, an exact resize, or
+        :attr:`image_size`."""
+        size: Any = self.image_size
+        if self.preprocess_function is None:
+            preprocessing = self.preprocessing
+            if preprocessing.crop is not None:
+                size = preprocessing.crop
+            elif isinstance(preprocessing.resize, tuple):
+                size = preprocessing.resize
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    def _trace_on_meta(self, module: torch.nn.Module) -> tuple[dict[str, list[str]], dict[str, Any]] | None:
+        """:func:`trace_calls` of ``module`` called on a meta batch of :data:`META_BATCH` images of
+        the preprocessed size, and the first output of each requested layer; None when that pass
+        fails (a model whose :meth:`_forward` does more than call it)."""
+        outputs: dict[str, Any] = {}
+
+        def keep(layer: str) -> Callable[..., None]:
+            return lambda _module, _inputs, output: outputs.setdefault(layer, output)
+
+        try:
+            height, width = self.input_size()
             module.eval()  # as the built network runs
-            with torch.inference_mode():
-                return trace_calls(module, lambda: module(torch.empty(1, 3, height, width, device="meta")))
+            batch = torch.empty(META_BATCH, 3, height, width, device="meta")
+            with ExitStack() as stack, torch.inference_mode():
+                for layer in self.extract_layers:
+                    stack.callback(module.get_submodule(layer).register_forward_hook(keep(layer)).remove)
+                calls = trace_calls(module, lambda: module(batch))
         except Exception:
             return None
+        return calls, outputs
 
     def layer_calls(self) -> dict[str, list[str]] | None:
         """How often each layer runs in one forward pass, and after what
@@ -323,6 +404,15 @@ class BaseModel(abc.ABC):
     def reduction_for(self, layer: str) -> str:
         """The reduction applied to ``layer``'s output."""
         return self._reductions.get(layer, self._reductions[""])
+
+    def prefix_tokens(self) -> int:
+        """How many leading tokens of a ``(B, T, D)`` layer output are not image patches (the
+        class token, register tokens), which ``mean-patches`` and ``cls+mean`` leave out of the
+        patch mean. Default 1 (one class token); families override it from the built network."""
+        return 1
+
+    def _prefix_for(self, layer: str) -> int:
+        return self.prefix_tokens() if self.reduction_for(layer) in TOKEN_REDUCTIONS else 1
 
     def _parse_reduction(self, reduction: str | Mapping[str, str] | None) -> dict[str, str]:
         """``{"": default, layer: override, ...}``, checked."""
@@ -406,9 +496,11 @@ class BaseModel(abc.ABC):
         module = self.model
         outputs: dict[str, Tensor] = {}
         calls: dict[str, int] = {}
+        batch = int(tensor.shape[0])
         with ExitStack() as stack:
             for layer in self.extract_layers:
-                hook = module.get_submodule(layer).register_forward_hook(self._capture(layer, outputs, calls))
+                capture = self._capture(layer, outputs, calls, batch)
+                hook = module.get_submodule(layer).register_forward_hook(capture)
                 stack.callback(hook.remove)
             stack.enter_context(torch.inference_mode())
             if self._autocast_dtype is not None:
@@ -417,7 +509,11 @@ class BaseModel(abc.ABC):
             if any(count > 1 for count in calls.values()):
                 self._refuse_reused_layers(tensor, calls)
         if not self.extract_layers:
-            outputs[FINAL_OUTPUT] = reduce_output(_first_tensor(final), self.reduction_for(FINAL_OUTPUT))
+            outputs[FINAL_OUTPUT] = reduce_output(
+                self.layer_output(FINAL_OUTPUT, final, batch),
+                self.reduction_for(FINAL_OUTPUT),
+                prefix_tokens=self._prefix_for(FINAL_OUTPUT),
+            )
         missing = [layer for layer in self.extract_layers if layer not in outputs]
         if missing:
             raise ConfigError(
@@ -426,15 +522,32 @@ class BaseModel(abc.ABC):
             )
         return outputs
 
-    def _capture(self, layer: str, outputs: dict[str, Tensor], calls: dict[str, int]) -> Callable[..., None]:
+    def _capture(
+        self, layer: str, outputs: dict[str, Tensor], calls: dict[str, int], batch: int
+    ) -> Callable[..., None]:
         reduction = self.reduction_for(layer)
+        prefix = self._prefix_for(layer)
 
         def hook(_module: torch.nn.Module, _inputs: Any, output: Any) -> None:
             calls[layer] = calls.get(layer, 0) + 1
             # copy now: a following in-place op (ReLU(inplace=True)) would change the tensor
-            outputs[layer] = reduce_output(_first_tensor(output), reduction, layer)
+            outputs[layer] = reduce_output(self.layer_output(layer, output, batch), reduction, layer, prefix)
 
         return hook
+
+    def layer_output(self, layer: str, output: Any, batch: int) -> Tensor:
+        """The tensor facebench reads from ``layer``'s ``output`` (:func:`first_tensor`), checked
+        to hold one entry per image first: a :class:`ConfigError` names the layer, the shape it
+        returned and the batch size otherwise (a layer that mixes the images of a batch, or
+        puts them on another axis, would give wrong distances without a word)."""
+        tensor = first_tensor(output, f"model {self.name!r}: layer {layer!r}")
+        if tensor.ndim == 0 or tensor.shape[0] != batch:
+            raise ConfigError(
+                f"model {self.name!r}: layer {layer!r} returned shape {tuple(tensor.shape)} for a batch "
+                f"of {batch} image(s); facebench reads layers whose output has the batch as its first "
+                f"dimension. Pick another layer (`facebench layers {self.name}`)"
+            )
+        return tensor
 
     def _refuse_reused_layers(self, tensor: Tensor, counts: dict[str, int]) -> None:
         """Raise :class:`ConfigError` naming each requested layer that ran more than once, and
@@ -448,13 +561,26 @@ class BaseModel(abc.ABC):
 
     # ----------------------------------------------------------------- identity
     def weights_fingerprint(self) -> str:
-        """``sha256:<hex>`` of the weights file, ``hub:<id>``, or ``random:seed=N``."""
+        """``sha256:<hex>`` of the weights file, ``hub:<id>``, ``random:seed=N``, or
+        ``untrained:reset_parameters,seed=N`` (:meth:`_untrained_by_reset`)."""
+        if self._untrained_by_reset():
+            return f"untrained:reset_parameters,seed={self.seed}"
         if self.weights_path is not None:
             return "sha256:" + file_sha256(self.weights_path)
         hub = self.hub_weights_id()
         if hub is not None:
             return f"hub:{hub}"
         return f"random:seed={self.seed}"
+
+    def data_file_digests(self) -> list[str]:
+        """``sha256:<hex>`` of each of :meth:`data_files` besides ``weights_path`` (which
+        :meth:`weights_fingerprint` covers)."""
+        weights = self.weights_path.resolve() if self.weights_path is not None else None
+        return [
+            "sha256:" + file_sha256(path)
+            for path in map(Path, self.data_files())
+            if path.expanduser().resolve() != weights
+        ]
 
     def preprocess_id(self) -> str:
         """A stable description of the preprocessing: :attr:`preprocessing` as JSON (after the
@@ -474,6 +600,7 @@ class BaseModel(abc.ABC):
                 "class": f"{type(self).__module__}.{type(self).__qualname__}",
                 "code": code_identity(type(self)),
                 "weights": self.weights_fingerprint(),
+                "files": self.data_file_digests(),
                 "preprocess": self.preprocess_id(),
                 "options": self.model_options(),
                 "precision": self.precision,
@@ -491,6 +618,7 @@ class BaseModel(abc.ABC):
             "identity": self.identity,
             "weights_fingerprint": self.weights_fingerprint(),
             "weights_path": str(self.weights_path) if self.weights_path else None,
+            "data_files": [str(path) for path in self.data_files()],
             "layers": self.output_layers,
             "reductions": {layer: self.reduction_for(layer) for layer in self.output_layers},
             "preprocessing": self.preprocess_id(),
@@ -502,6 +630,26 @@ class BaseModel(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, layers={self.output_layers})"
+
+
+def align_choice(align: bool | str) -> str:
+    """``align``'s one meaning: ``"mtcnn"`` for mtcnn or true, ``"none"`` for none or false."""
+    if align is True or align in ("mtcnn", "true"):
+        return "mtcnn"
+    if align is False or align in ("none", "false"):
+        return "none"
+    raise ConfigError(f"align={align!r}: use mtcnn (or true) to align faces, none (or false) not to")
+
+
+def registered_name(cls: type) -> str:
+    """The name a plugin registers ``cls`` under (the first, if several), else the class name."""
+    from facebench.registry import get_registry
+
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    for entry in get_registry().entries("model"):
+        if entry.spec.target == target or entry.spec.target is cls:
+            return entry.spec.name
+    return cls.__name__
 
 
 class _StepThenTransform:
@@ -518,40 +666,19 @@ class _StepThenTransform:
         return f"{self.step!r} then {self.transform!r}"
 
 
-def _first_tensor(output: Any) -> Tensor:
-    """A layer's output tensor: element 0 of a tuple (transformers blocks) or a ModelOutput."""
+def first_tensor(output: Any, where: str = "a layer") -> Tensor:
+    """The tensor facebench reads from a layer's output: the output itself when it is a tensor;
+    else, repeatedly, element 0 of a tuple or list (a transformers block's hidden states) or the
+    first value of a dict / ``ModelOutput`` (``last_hidden_state``). Wrap a layer whose wanted
+    tensor sits elsewhere in a module that returns it."""
     while not isinstance(output, Tensor):
-        if isinstance(output, Mapping):
+        if isinstance(output, Mapping) and output:
             output = next(iter(output.values()))
-        elif isinstance(output, Sequence) and len(output) > 0:
+        elif isinstance(output, Sequence) and not isinstance(output, str) and len(output) > 0:
             output = output[0]
         else:
-            raise ConfigError(f"a layer returned {type(output).__name__}, not a tensor")
+            raise ConfigError(f"{where} returned {type(output).__name__}, not a tensor")
     return output
-
-
-def reduce_output(output: Tensor, reduction: str, layer: str = FINAL_OUTPUT) -> Tensor:
-    """``(B, ...)`` -> a fresh ``(B, D)`` float32 tensor (a copy, never a view of ``output``)."""
-    output = output.detach()
-    if reduction == "flatten":
-        reduced = output.reshape(output.shape[0], -1)
-    elif reduction == "mean":
-        if output.ndim >= 4:
-            reduced = output.mean(dim=tuple(range(2, output.ndim)))
-        elif output.ndim == 3:
-            reduced = output.mean(dim=1)
-        else:
-            reduced = output.reshape(output.shape[0], -1)
-    elif reduction == "cls":
-        if output.ndim != 3:
-            raise ConfigError(
-                f"layer {layer!r}: reduction 'cls' takes the first token of a (batch, tokens, dim) "
-                f"output, but this layer gives shape {tuple(output.shape)}; use 'mean' or 'flatten'"
-            )
-        reduced = output[:, 0]
-    else:
-        raise ConfigError(f"unknown reduction {reduction!r}; use one of {', '.join(REDUCTIONS)}")
-    return reduced.to(dtype=torch.float32, memory_format=torch.contiguous_format, copy=True)
 
 
 def describe_callable(function: Callable[..., Any]) -> str:
@@ -569,23 +696,6 @@ def describe_callable(function: Callable[..., Any]) -> str:
     except (OSError, TypeError):
         return qualname
     return f"{qualname}:{hashlib.sha256(source.encode()).hexdigest()[:16]}"
-
-
-_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, remembered per (path, size, mtime) for this process."""
-    path = Path(path)
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        raise WeightsError(f"weights file {str(path)!r} does not exist; check weights_path") from None
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _FILE_DIGESTS:
-        with path.open("rb") as handle:
-            _FILE_DIGESTS[key] = hashlib.file_digest(handle, "sha256").hexdigest()
-    return _FILE_DIGESTS[key]
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
@@ -637,11 +747,11 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
 def load_weights(module: torch.nn.Module, path: str | Path, strict: bool = True) -> None:
     """Load a local checkpoint into ``module``; mismatched keys become a :class:`WeightsError`.
 
-    A module on the meta device (:meth:`BaseModel.check_layers_before_building`) has no values
-    to load into: nothing is read."""
-    if any(parameter.is_meta for parameter in module.parameters()):
-        return
+    A module on the meta device (:meth:`BaseModel.check_weights_before_building`) has no values
+    to load into: the file's names and shapes are checked against it, and it stays on meta."""
     state_dict = load_state_dict_file(path)
+    if any(parameter.is_meta for parameter in module.parameters()):
+        state_dict = {key: value.to("meta") for key, value in state_dict.items()}
     try:
         module.load_state_dict(state_dict, strict=strict)
     except RuntimeError as exc:
@@ -679,6 +789,7 @@ __all__ = [
     "BaseModel",
     "describe_callable",
     "file_sha256",
+    "first_tensor",
     "load_state_dict_file",
     "load_weights",
     "reduce_output",

@@ -2,7 +2,8 @@
 LFW's own ``pairs.txt``. The ``facebench pairs`` command.
 
 A dataset is ``ROOT/<identity>/<image>`` (images may sit in sub-folders of an identity's
-folder). :func:`scan_dataset` lists it: image files by suffix, identical bytes counted once
+folder). :func:`scan_dataset` lists it: image files by suffix that decode as images (others are
+left out and counted), identical bytes counted once
 (content hash, as the engine hashes images), identities with fewer than ``min_images`` distinct
 images skipped and counted. :func:`make_pairs` draws, for each of K folds, N same-identity and
 N different-identity pairs, seeded:
@@ -33,6 +34,7 @@ import pandas as pd
 
 from facebench.errors import ConfigError, DataError
 from facebench.pairs import IMAGE_SUFFIXES
+from facebench.textfiles import read_utf8
 
 PAIR_COLUMNS = ("img1", "img2", "same", "fold")
 TABLE_COLUMNS = ("image", "identity")
@@ -43,7 +45,8 @@ class FaceDataset:
     """The usable images of a one-folder-per-identity dataset.
 
     ``images`` maps each kept identity to its distinct images (paths relative to ``root``,
-    ``/``-separated, sorted). ``duplicates`` counts files dropped because an earlier file of the
+    ``/``-separated, sorted). ``undecodable`` counts image-named files that do not decode as
+    images (left out). ``duplicates`` counts files dropped because an earlier file of the
     same identity has the same bytes; ``conflicts`` counts files whose bytes appear under more
     than one identity (every copy is dropped: its identity is unknown); ``skipped`` lists the
     identities left with fewer than ``min_images`` images; ``loose_files`` counts images lying
@@ -57,6 +60,7 @@ class FaceDataset:
     conflicts: int = 0
     skipped: list[str] = field(default_factory=list)
     loose_files: int = 0
+    undecodable: int = 0
 
     def table(self) -> pd.DataFrame:
         """The images table (``image, identity``) of every kept image."""
@@ -67,6 +71,8 @@ class FaceDataset:
         """One line on what was kept and what was left out, and why."""
         kept = sum(len(images) for images in self.images.values())
         parts = [f"{len(self.images)} identities, {kept} distinct images"]
+        if self.undecodable:
+            parts.append(f"{self.undecodable} files that do not decode as images left out")
         if self.duplicates:
             parts.append(f"{self.duplicates} duplicate files (identical bytes) counted once")
         if self.conflicts:
@@ -80,6 +86,9 @@ class FaceDataset:
 
 def scan_dataset(root: str | Path, min_images: int = 2) -> FaceDataset:
     """The images of ``root``, one sub-folder per identity (see the module docstring)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from facebench.imagecheck import decode_problem
     from facebench.images import content_hashes
 
     root = Path(root)
@@ -89,12 +98,15 @@ def scan_dataset(root: str | Path, min_images: int = 2) -> FaceDataset:
         raise ConfigError(f"min_images must be at least 1, not {min_images!r}")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     loose = sum(1 for p in root.iterdir() if p.is_file() and _is_image(p))
-    files: list[tuple[str, Path]] = [
+    named: list[tuple[str, Path]] = [
         (folder.name, path)
         for folder in folders
         for path in sorted(folder.rglob("*"))
         if path.is_file() and _is_image(path) and not _hidden(path.relative_to(folder))
     ]
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="facebench-decode-check") as pool:
+        problems = list(pool.map(decode_problem, [path for _, path in named]))
+    files = [item for item, problem in zip(named, problems, strict=True) if problem is None]
     if not files:
         raise DataError(
             f"dataset folder {str(root)!r} has no images in identity sub-folders; lay it out as "
@@ -124,6 +136,7 @@ def scan_dataset(root: str | Path, min_images: int = 2) -> FaceDataset:
         conflicts=conflicts,
         skipped=skipped,
         loose_files=loose,
+        undecodable=len(named) - len(files),
     )
 
 
@@ -254,7 +267,8 @@ def read_lfw_pairs(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"LFW pairs file {str(path)!r} does not exist (or is not a file)")
-    lines = [line.split() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    text = read_utf8(path, "LFW pairs file", DataError)
+    lines = [line.split() for line in text.splitlines() if line.strip()]
     if not lines:
         raise DataError(f"{path}: the file is empty; LFW's pairs.txt starts with a line like '10<TAB>300'")
     header = lines[0]

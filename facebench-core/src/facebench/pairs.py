@@ -12,7 +12,10 @@
 * whitespace around column names and values (``"Frontal - Half Left "``), which is stripped.
 
 Values are read as text; a column other than ``img1``/``img2`` whose every value is a number
-becomes numeric. Empty cells are missing values.
+becomes numeric. Empty cells are missing values. A pair listed twice with the same value in every
+column (``a b`` and ``b a`` count as the same pair) is kept but warned about, with the count: it
+enters every statistic twice (a duplicated pair once raised a cross-validated accuracy from
+0.897 to 0.917).
 
 :func:`read_table_file` reads an *images table* (one row per image: an ``image`` column and any
 per-image columns such as identity, gender or condition) with the same quirks; a header-less
@@ -22,6 +25,7 @@ file's first column is ``image``.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,7 +48,36 @@ MAX_LISTED = 5
 
 def read_pairs_file(path: str | Path) -> pd.DataFrame:
     """The pairs in ``path`` as a DataFrame, quirks handled (see the module docstring)."""
-    return _read_file(Path(path), "pairs file", "image pair", "pairs", IMAGE_COLUMNS)
+    frame = _read_file(Path(path), "pairs file", "image pair", "pairs", IMAGE_COLUMNS)
+    warn_repeated_pairs(frame, path)
+    return frame
+
+
+class RepeatedPairsWarning(UserWarning):
+    """A pairs file lists the same pair, with the same values, more than once."""
+
+
+def warn_repeated_pairs(frame: pd.DataFrame, source: str | Path) -> int:
+    """Warn when rows repeat an earlier row (the two images in either order, every other
+    column equal); return how many rows do."""
+    if not set(IMAGE_COLUMNS) <= set(frame.columns):
+        return 0
+    ordered = frame.copy()
+    first, second = (frame[c].astype(str) for c in IMAGE_COLUMNS)
+    ordered["img1"], ordered["img2"] = (
+        first.where(first <= second, second),
+        second.where(first <= second, first),
+    )
+    repeated = ordered.duplicated().to_numpy()
+    if repeated.any():
+        warnings.warn(
+            f"{source}: {int(repeated.sum())} row(s) repeat an earlier pair with the same values: "
+            f"{_rows_text(repeated)}. Each copy counts in every statistic; delete the copies "
+            f"unless the repetition is meant.",
+            RepeatedPairsWarning,
+            stacklevel=3,
+        )
+    return int(repeated.sum())
 
 
 def read_table_file(path: str | Path) -> pd.DataFrame:

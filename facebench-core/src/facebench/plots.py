@@ -65,25 +65,38 @@ class HumanPercentiles:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"human percentiles file {str(path)!r} does not exist")
-        frame = pd.read_csv(io.StringIO(read_utf8(path, "human percentiles file", DataError)))
+        shape = "one row per percentile (Layer Name = 0..100) and one column per 'Task: Metric'"
+        try:
+            frame = pd.read_csv(io.StringIO(read_utf8(path, "human percentiles file", DataError)))
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+            reason = "it is empty" if isinstance(exc, pd.errors.EmptyDataError) else "it is not a CSV table"
+            raise DataError(f"human percentiles file {str(path)!r}: {reason}; expected {shape}") from None
         if LAYER_COLUMN not in frame.columns:
-            raise DataError(
-                f"{str(path)!r}: no {LAYER_COLUMN!r} column; expected one row per percentile "
-                f"(Layer Name = 0..100) and one column per 'Task: Metric'"
-            )
+            raise DataError(f"{str(path)!r}: no {LAYER_COLUMN!r} column; expected {shape}")
         if MODEL_COLUMN in frame.columns:
             frame = frame[frame[MODEL_COLUMN].astype(str).str.strip().str.lower() == "humans"]
+            if frame.empty:
+                raise DataError(f"{str(path)!r}: no row has {MODEL_COLUMN!r} = Humans; expected {shape}")
         percentiles = pd.to_numeric(frame[LAYER_COLUMN], errors="coerce")
-        if percentiles.isna().any():
+        if percentiles.isna().any() or not percentiles.between(0, 100).all():
             raise DataError(f"{str(path)!r}: {LAYER_COLUMN!r} must hold percentiles (numbers 0..100)")
         table: dict[str, dict[float, float]] = {}
         for column in frame.columns:
             if column in (MODEL_COLUMN, LAYER_COLUMN):
                 continue
             values = pd.to_numeric(frame[column], errors="coerce")
+            bad = frame[column][values.isna() & frame[column].notna()]
+            if not bad.empty:
+                line = int(bad.index[0]) + 2
+                raise DataError(
+                    f"{str(path)!r}: column {column!r} holds {str(bad.iloc[0])!r} (line {line}), not a "
+                    f"number; every value must be a number or empty"
+                )
             points = {float(p): float(v) for p, v in zip(percentiles, values, strict=True) if pd.notna(v)}
             if points:
                 table[normalize_column_name(column)] = points
+        if not table:
+            raise DataError(f"{str(path)!r}: no column holds a value; expected {shape}")
         return cls(table, str(path))
 
     def columns(self) -> list[str]:

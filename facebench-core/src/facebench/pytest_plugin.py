@@ -6,7 +6,8 @@ Installed with facebench-core, so a plugin's tests use them without a conftest:
   6 identities x 5, ``pairs.csv`` with every built-in task's columns, ``table.csv``;
 - ``facebench_images``: a folder of those tiny images (``idNN/imgM.png``).
 
-The checks are functions: ``from facebench.testing import check_model, check_task, check_metric``.
+The checks are functions: ``from facebench.testing import check_plugin, check_model, check_task,
+check_metric``.
 Nothing heavy is imported until a fixture is used.
 """
 

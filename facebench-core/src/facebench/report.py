@@ -2,12 +2,14 @@
 
 :func:`write_report` reads what a run wrote (``results.json``: metrics, failures, provenance;
 the plots listed in it) and writes ``report.html``: a sortable summary table per task (models x
-layers, the headline metrics with their intervals, rounded, full precision on hover), the plots
-inlined as ``data:`` URIs, failures with their messages, the provenance, and the human-likeness
-section of :mod:`facebench.human_likeness`. Nothing is recomputed from distances. The page makes
+layers, the headline metrics with their intervals, rounded, full precision on hover), a light
+preview of each plot inlined (:mod:`facebench.report_previews`) and linked to its full-size files
+beside the page, failures with their messages, the provenance, and the human-likeness section of
+:mod:`facebench.human_likeness`. Nothing is recomputed from distances. The page makes
 no network request (its Content-Security-Policy allows none); it works from a USB stick.
 
-With several results folders, tasks and models are aligned across runs: each metric shows every
+With several results folders, the page opens with what differs (settings and headline metrics
+in brief); tasks and models are aligned across runs: each metric shows every
 run's value and its difference to the first run, highlighted when it differs (strongly when
 both confidence intervals exist and do not overlap); provenance rows that differ are highlighted
 too.
@@ -29,15 +31,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from facebench import report_previews
 from facebench.errors import DataError
 from facebench.human_likeness import CEILING_LOWER, CEILING_UPPER, RSA_SCORE, HumanLikeness, assess
+from facebench.report_previews import OVERVIEW_BOX, SMALL_BOX
 from facebench.results import RESULTS_JSON_FILE, safe_filename
 
 REPORT_FILE = "report.html"
 PLOT_EXTENSIONS = (".svg", ".png")
-MIME = {".svg": "image/svg+xml", ".png": "image/png"}
 INTERVAL_SUFFIXES = (" CI Low", " CI High", " Std", " - Std", " + Std")
 DIFF_TOLERANCE = 1e-12
+PREVIEW_MARK = "\x00preview\x00"  # where a figure's preview goes, filled in once all are drawn
+WHEN_KEYS = ("started_at", "finished_at", "duration_seconds")  # differ between any two runs
 STAGING_NAME = re.compile(r"^\.(?P<name>.+)\.facebench-[0-9a-f]+$")
 
 
@@ -86,19 +91,22 @@ class Run:
                 names.append(parts[1].removesuffix(".csv"))
         return list(dict.fromkeys(names))
 
-    def plots(self, task: str) -> list[Path]:
-        """The task's plot files, one per stem: the smaller of its SVG and PNG."""
+    def plots(self, task: str) -> list[list[Path]]:
+        """The task's plots, each as its files (SVG and PNG of one stem)."""
         return self.plot_files(f"plots/{safe_filename(task)}/")
 
-    def plot_files(self, folder: str) -> list[Path]:
-        """The plots in ``folder`` (relative, ending in /), one per stem: the smaller file."""
+    def plot_files(self, folder: str) -> list[list[Path]]:
+        """The plots in ``folder`` (relative, ending in /), each as the files of one stem. Only
+        files inside the run folder are taken (a hand-edited ``../`` or absolute path is not)."""
         listed = [f for f in self.document.get("files") or [] if f.startswith(folder)]
         candidates = [self.path / f for f in listed] or sorted((self.path / folder).glob("*"))
+        root = self.path.resolve()
         by_stem: dict[str, list[Path]] = {}
         for path in candidates:
-            if path.suffix in PLOT_EXTENSIONS and path.is_file():
+            inside = path.resolve().is_relative_to(root)
+            if inside and path.suffix in PLOT_EXTENSIONS and path.is_file():
                 by_stem.setdefault(path.stem, []).append(path)
-        return [min(paths, key=lambda p: p.stat().st_size) for paths in by_stem.values()]
+        return [sorted(set(paths), key=lambda p: p.suffix) for paths in by_stem.values()]
 
 
 def load_run(path: str | Path) -> Run:
@@ -116,7 +124,64 @@ def load_run(path: str | Path) -> Run:
         raise DataError(f"cannot read {str(target)!r}: {exc}") from exc
     if not isinstance(document, dict) or "metrics" not in document:
         raise DataError(f"{str(target)!r} is not a facebench results.json (no 'metrics')")
+    problem = _shape_problem(document)
+    if problem:
+        raise DataError(
+            f"{str(target)!r} is not shaped as facebench writes it: {problem}; restore the file the "
+            f"run wrote (or run again)"
+        )
     return Run(folder, document)
+
+
+_OBJECTS = ("settings", "environment", "plugins_used", "code", "code_identity")
+_LISTS_OF_OBJECTS = ("metrics", "tasks", "models", "failures", "analyses")
+_TEXT_IN = {"metrics": ("task", "model", "layer"), "tasks": ("name",), "failures": ("error", "traceback")}
+
+
+def _shape_problem(document: Mapping[str, Any]) -> str | None:
+    """What in ``document`` has a type results.json never holds (the first found), or None."""
+
+    def kind(value: Any) -> str:
+        return {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+
+    for key in _OBJECTS:
+        if document.get(key) is not None and not isinstance(document[key], dict):
+            return f"{key!r} must be an object, not {kind(document[key])}"
+    if document.get("experiment") is not None and not isinstance(document["experiment"], dict):
+        return f"'experiment' must be an object, not {kind(document['experiment'])}"
+    files = document.get("files")
+    if files is not None and not (isinstance(files, list) and all(map(_is_text, files))):
+        return "'files' must be a list of file names"
+    for key in _LISTS_OF_OBJECTS:
+        items = document.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            return f"{key!r} must be a list, not {kind(items)}"
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                return f"{key}[{i}] must be an object, not {kind(item)}"
+            for field_ in _TEXT_IN.get(key, ()):
+                if item.get(field_) is not None and not isinstance(item[field_], str):
+                    return f"{key}[{i}].{field_} must be a string, not {kind(item[field_])}"
+    for i, record in enumerate(document["metrics"] or []):
+        if not isinstance(record.get("task"), str):
+            return f"metrics[{i}].task must be a string"
+        values = record.get("values")
+        if not isinstance(values, dict):
+            return f"metrics[{i}].values must be an object of metric values, not {kind(values)}"
+        for name, value in values.items():
+            if value is not None and not isinstance(value, int | float):
+                return f"metrics[{i}].values[{name!r}] must be a number or null, not {kind(value)}"
+        if record.get("condition") is not None and not isinstance(record["condition"], str):
+            return f"metrics[{i}].condition must be a string or null"
+    for i, task in enumerate(document.get("tasks") or []):
+        headline = task.get("headline_metrics")
+        if headline is not None and not (isinstance(headline, list) and all(map(_is_text, headline))):
+            return f"tasks[{i}].headline_metrics must be a list of metric names"
+        if task.get("human_columns") is not None and not isinstance(task["human_columns"], dict):
+            return f"tasks[{i}].human_columns must be an object"
+    return None
 
 
 def write_report(
@@ -125,18 +190,25 @@ def write_report(
     human_percentiles: str | Path | None = None,
 ) -> Path:
     """Write the report of one results folder (default ``<folder>/report.html``) or the
-    comparison of several (``output`` required). Returns the written path."""
+    comparison of several (default :func:`comparison_file` in the current folder). Returns the
+    written path."""
     from facebench.results import write_text_atomic
 
     dirs = [results_dirs] if isinstance(results_dirs, str | Path) else list(results_dirs)
     if not dirs:
         raise DataError("no results folder given")
-    if output is None:
-        if len(dirs) > 1:
-            raise DataError("comparing several runs needs an output file (-o report.html)")
-        output = Path(dirs[0]) / REPORT_FILE
     runs = [load_run(d) for d in dirs]
+    if output is None:
+        output = Path(dirs[0]) / REPORT_FILE if len(runs) == 1 else Path(comparison_file(runs))
     return write_text_atomic(output, render(runs, Path(output), human_percentiles))
+
+
+def comparison_file(runs: Sequence[Run]) -> str:
+    """The default file name of the comparison of ``runs``: ``comparison_<A>_vs_<B>.html``
+    (``comparison_of_<N>_runs.html`` when that would be too long a name)."""
+    _label(runs)
+    name = safe_filename("comparison_" + "_vs_".join(run.label for run in runs))
+    return (name if len(name) <= 120 else f"comparison_of_{len(runs)}_runs") + ".html"
 
 
 def render(runs: Sequence[Run], output: Path, human_percentiles: str | Path | None = None) -> str:
@@ -149,13 +221,15 @@ def render(runs: Sequence[Run], output: Path, human_percentiles: str | Path | No
 
     page = _Page(runs, output.parent.resolve())
     template = string.Template(_asset("report.html"))
+    script = _asset("report.js")
     return template.substitute(
         version=html.escape(core_version()),
         title=html.escape(page.title()),
         style=_asset("report.css"),
-        script=_asset("report.js"),
+        script=script,
+        script_hash=script_hash(script),
         header=page.header(),
-        main=page.main(),
+        main=page.with_previews(page.main()),
     )
 
 
@@ -179,6 +253,8 @@ def _human_likeness(run: Run, override: str | Path | None) -> None:
         try:
             human = HumanPercentiles.from_csv(path)
         except DataError as exc:
+            if override:
+                raise  # the file the user gave is malformed: say so, never ignore it
             run.human_notes.append(f"the human percentiles file could not be used: {exc}")
         else:
             run.human_source = str(path)
@@ -206,6 +282,7 @@ class _Page:
         self.compare = len(self.runs) > 1
         self.tasks = list(dict.fromkeys(t for run in self.runs for t in run.tasks))
         self.anchors = {task: f"task-{i + 1}" for i, task in enumerate(self.tasks)}
+        self.previews: list[tuple[Sequence[Path], tuple[int, int]]] = []  # drawn together, in threads
 
     def title(self) -> str:
         if self.compare:
@@ -231,7 +308,8 @@ class _Page:
                 _e(f"{len(failures)} failure(s)"),
             ]
             parts.append('<p class="meta">' + "".join(f"<span>{i}</span>" for i in items if i) + "</p>")
-        links = [("human", "Human-likeness")]
+        links = [("differs", "What differs")] if self.compare else []
+        links += [("human", "Human-likeness")]
         links += [(self.anchors[t], t) for t in self.tasks]
         if any(run.analyses for run in self.runs):
             links.append(("analyses", "Analyses"))
@@ -245,7 +323,8 @@ class _Page:
 
     # ---------------------------------------------------------------- main
     def main(self) -> str:
-        sections = [self.human_section()]
+        sections = [self.differs_section()] if self.compare else []
+        sections += [self.human_section()]
         sections += [self.task_section(task) for task in self.tasks]
         sections += [self.analyses_section(), self.failures_section(), self.provenance_section()]
         return "\n".join(s for s in sections if s)
@@ -261,10 +340,64 @@ class _Page:
                 table = run.path / "analyses" / f"{name}.csv"
                 if table.is_file():
                     out.append(f'<p class="meta"><a href="{_e(self.link(table))}">table (CSV)</a></p>')
-                figures = [self.figure(run, name, p) for p in run.plot_files(f"plots/analyses/{name}/")]
+                figures = [
+                    self.figure(files, _analysis_alt_text(name, files[0].stem), OVERVIEW_BOX)
+                    for files in run.plot_files(f"plots/analyses/{safe_filename(name)}/")
+                ]
                 out.append('<div class="figures">' + "".join(figures) + "</div>")
         out.append("</section>")
         return "\n".join(out)
+
+    # ---------------------------------------------------------------- what differs
+    def differs_section(self) -> str:
+        """The comparison in brief: the settings that differ, and per task and headline metric
+        how many model-layers differ from the first run and by how much."""
+        out = ['<section aria-labelledby="differs"><h2 id="differs">What differs</h2>']
+        flat = [_provenance(run.document) for run in self.runs]
+        keys = [k for k in dict.fromkeys(k for f in flat for k in f) if k not in WHEN_KEYS]
+        rows = []
+        for key in keys:
+            values = [f.get(key) for f in flat]
+            if len(set(values)) > 1:
+                cells = "".join(
+                    f"<td><code>{_e(v)}</code></td>" if v is not None else '<td class="absent">—</td>'
+                    for v in values
+                )
+                rows.append(f"<tr>{_th_row(key)}{cells}</tr>")
+        if rows:
+            head = ["Setting", *[run.label for run in self.runs]]
+            caption = f"{len(rows)} setting(s) differ (of {len(keys)}; when each run ran is left out)"
+            out.append(_table(caption, head, rows, sortable=False))
+        else:
+            out.append('<p class="note">Same versions, settings, models and tasks (only when they ran).</p>')
+        out.append(self.metric_differences())
+        out.append("</section>")
+        return "\n".join(out)
+
+    def metric_differences(self) -> str:
+        rows = []
+        for task in self.tasks:
+            keyed = [
+                {_row_key(r): r["values"] for r in run.records if r["task"] == task} for run in self.runs
+            ]
+            for metric in self.runs[0].headline(task) if task in self.runs[0].tasks else []:
+                cells = [_th_row(task), _td(metric)]
+                for later in keyed[1:]:
+                    cells += _difference_cells(keyed[0], later, metric)
+                rows.append("<tr>" + "".join(cells) + "</tr>")
+        if not rows:
+            return ""
+        head = ["Task", "Headline metric"]
+        for run in self.runs[1:]:
+            head += [
+                f"{h} · {run.label}" for h in ("Model-layers that differ", "CIs apart", "Mean Δ", "Largest Δ")
+            ]
+        caption = (
+            f"Headline metrics against {self.runs[0].label}: the model-layers that differ, those whose "
+            "confidence intervals do not overlap, the mean and the largest difference (Δ = later run minus "
+            "first); each value is in the task's section below"
+        )
+        return _table(caption, head, rows)
 
     # ---------------------------------------------------------------- tasks
     def task_section(self, task: str) -> str:
@@ -323,8 +456,7 @@ class _Page:
         for index, run in enumerate(self.runs):
             for r in run.records:
                 if r["task"] == task:
-                    key = (str(r["model"]), str(r["layer"]), str(r.get("condition") or ""))
-                    keyed.setdefault(key, {})[index] = r["values"]
+                    keyed.setdefault(_row_key(r), {})[index] = r["values"]
         if not keyed:
             return '<p class="note">No run has results for this task (see Failures).</p>'
         metrics = list(dict.fromkeys(m for run in self.runs if task in run.tasks for m in run.headline(task)))
@@ -355,33 +487,39 @@ class _Page:
         return _table(caption, head, rows)
 
     def plots(self, run: Run, task: str) -> str:
-        paths = run.plots(task)
-        if not paths:
+        plots = run.plots(task)
+        if not plots:
             return ""
         headline = {safe_filename(f"{task}_{m}") for m in run.headline(task)}
-        overview = [p for p in paths if p.stem.removesuffix("_by_layer") in headline]
-        others = [p for p in paths if p not in overview]
+        overview = [p for p in plots if p[0].stem.removesuffix("_by_layer") in headline]
+        others = [p for p in plots if p not in overview]
         if not overview:
             overview, others = others[:4], others[4:]
         label = f" ({run.label})" if self.compare else ""
         out = [f"<h3>Plots{_e(label)}</h3>", '<div class="figures">']
-        out += [self.figure(run, task, p) for p in overview]
+        out += [self.figure(p, _alt_text(task, p[0].stem), OVERVIEW_BOX) for p in overview]
         out.append("</div>")
         if others:
             out.append(f"<details><summary>{len(others)} more plot(s){_e(label)}</summary>")
-            out.append(
-                '<div class="figures">' + "".join(self.figure(run, task, p) for p in others) + "</div>"
-            )
+            figures = [self.figure(p, _alt_text(task, p[0].stem), SMALL_BOX) for p in others]
+            out.append('<div class="figures">' + "".join(figures) + "</div>")
             out.append("</details>")
         return "\n".join(out)
 
-    def figure(self, run: Run, task: str, path: Path) -> str:
-        alt = _alt_text(task, path.stem)
+    def figure(self, files: Sequence[Path], alt: str, box: tuple[int, int]) -> str:
+        """A light preview of the plot saved as ``files``, linked to each of them (full size)."""
+        links = " · ".join(f'<a href="{_e(self.link(p))}">{_e(p.name)}</a>' for p in files)
+        self.previews.append((files, box))
         return (
-            f'<figure><img src="{_data_uri(path)}" alt="{_e(alt)}" loading="lazy" decoding="async">'
-            f'<figcaption>{_e(alt)} — <a href="{_e(self.link(path))}">{_e(path.name)}</a></figcaption>'
-            "</figure>"
+            f'<figure><a href="{_e(self.link(files[-1]))}" title="full size">'
+            f'<img src="{PREVIEW_MARK}{len(self.previews) - 1}{PREVIEW_MARK}" alt="{_e(alt)}" loading="lazy" '
+            f'decoding="async"></a><figcaption>{_e(alt)} — full size: {links}</figcaption></figure>'
         )
+
+    def with_previews(self, text: str) -> str:
+        """``text`` with each figure's preview in place of its mark."""
+        uris = report_previews.preview_uris(self.previews)
+        return re.sub(f"{PREVIEW_MARK}(\\d+){PREVIEW_MARK}", lambda m: uris[int(m[1])], text)
 
     def link(self, path: Path) -> str:
         try:
@@ -692,6 +830,39 @@ def _value_cell(
     return f'<td class="{cls}" data-v="{value!r}" title="{_e(title)}">{text}</td>'
 
 
+def _row_key(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    return str(record["model"]), str(record["layer"]), str(record.get("condition") or "")
+
+
+def _difference_cells(
+    first: Mapping[Any, Mapping[str, Any]], later: Mapping[Any, Mapping[str, Any]], metric: str
+) -> list[str]:
+    """Four cells: how many of the model-layers both runs have differ in ``metric``, how many with
+    confidence intervals apart, the mean and the largest difference (``later`` minus ``first``)."""
+    pairs = [(first[k], later[k]) for k in first if k in later]
+    pairs = [(a, b) for a, b in pairs if _finite(a.get(metric)) and _finite(b.get(metric))]
+    deltas = [float(b[metric]) - float(a[metric]) for a, b in pairs]
+    differ = sum(
+        abs(d) > DIFF_TOLERANCE * max(1.0, abs(float(b[metric])))
+        for d, (_, b) in zip(deltas, pairs, strict=True)
+    )
+    apart = 0
+    for a, b in pairs:
+        x, y = _interval(a, metric), _interval(b, metric)
+        apart += bool(x and y and x[2] == y[2] == "CI" and not _overlap(x, y))
+    alone = len(set(first) ^ set(later))
+    text = f"{differ} of {len(pairs)}" + (f" ({alone} in one run only)" if alone else "")
+    if not deltas:
+        return [f'<td class="n absent">{_e(text)}</td>'] + ['<td class="n absent" data-v="">—</td>'] * 3
+    mean, largest = sum(deltas) / len(deltas), max(deltas, key=abs)
+    return [
+        f'<td class="n{" diff" if differ else ""}" data-v="{differ}">{_e(text)}</td>',
+        f'<td class="n{" sig" if apart else ""}" data-v="{apart}">{apart}</td>',
+        _num_cell(mean, text=f"{mean:+.3g}"),
+        _num_cell(largest, text=f"{largest:+.3g}"),
+    ]
+
+
 def _overlap(a: tuple[float, float, str], b: tuple[float, float, str]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
@@ -720,7 +891,7 @@ def _finite(value: Any) -> bool:
 
 
 def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(str(text).replace("\x00", ""), quote=True)  # NUL: never valid, and marks previews
 
 
 def _td(text: Any) -> str:
@@ -756,11 +927,27 @@ def _alt_text(task: str, stem: str) -> str:
     return f"{task}: {words}, one bar per model and layer"
 
 
-def _data_uri(path: Path) -> str:
-    data = path.read_bytes()
-    if path.suffix == ".svg":
-        return "data:image/svg+xml;charset=utf-8," + urllib.parse.quote(data.decode("utf-8"), safe=" :/=,;'")
-    return f"data:{MIME[path.suffix]};base64,{base64.b64encode(data).decode('ascii')}"
+def _analysis_alt_text(analysis: str, stem: str) -> str:
+    words = stem.removeprefix(safe_filename(analysis) + "_").replace("_", " ").strip()
+    if "cka" in analysis.lower():
+        return (
+            f"{analysis}: heatmap of {words + ' ' if words else ''}CKA between every pair of model-layers "
+            "(rows and columns ordered by model, then layer; lines separate models; brighter is more similar)"
+        )
+    return f"{analysis}: {words}"
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def script_hash(script: str) -> str:
+    """The Content-Security-Policy source that allows exactly the page's one script element
+    (``<script>`` newline, ``script``, newline ``</script>``), and no other inline script."""
+    import hashlib
+
+    digest = hashlib.sha256(f"\n{script}\n".encode()).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
 
 
 def _asset(name: str) -> str:

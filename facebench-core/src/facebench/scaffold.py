@@ -2,8 +2,9 @@
 ``facebench/templates/plugin`` (package data, so installed wheels have them).
 
 Every ``*.tmpl`` file is copied without that suffix, with ``{{distribution}}``, ``{{module}}``,
-``{{prefix}}``, ``{{class_prefix}}`` and ``{{core_version}}`` filled in; a ``__module__``
-folder becomes the package's import name.
+``{{prefix}}``, ``{{class_prefix}}``, ``{{core_version}}`` and ``{{next_core_version}}`` (the pin
+``facebench-core>=0.2,<0.3``) filled in; a ``__module__`` folder becomes the package's import
+name. facebench's own distribution names are refused.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from facebench.errors import ConfigError
-from facebench.plugins import core_version
+from facebench.plugins import core_version, normalize_name
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 TEMPLATE_SUFFIX = ".tmpl"
+OWN_DISTRIBUTIONS = frozenset(
+    {"facebench", "facebench-core", "facebench-models", "facebench-tasks", "facebench-example-plugin"}
+)
 
 
 def plugin_names(name: str) -> dict[str, str]:
@@ -27,26 +31,34 @@ def plugin_names(name: str) -> dict[str, str]:
             f"plugin name {name!r}: use lower-case letters, digits and single hyphens, starting with "
             f"a letter (e.g. lab-faces)"
         )
+    if normalize_name(name) in OWN_DISTRIBUTIONS:
+        raise ConfigError(
+            f"plugin name {name!r} is a distribution of facebench itself; name yours after your lab "
+            f"or project: facebench-<lab> (e.g. facebench-vislab)"
+        )
     prefix = name.removeprefix("facebench-").removesuffix("-facebench") or name
     module = name.replace("-", "_")
     version = core_version()
-    major_minor = ".".join(version.split(".")[:2]) if version[:1].isdigit() else "0.2"
+    major, minor = [*version.split("."), "0"][:2] if version[:1].isdigit() else ("0", "2")
     return {
         "distribution": name,
         "module": module,
         "prefix": prefix,
         "class_prefix": "".join(part.capitalize() for part in prefix.split("-")),
-        "core_version": major_minor,
+        "core_version": f"{major}.{minor}",
+        "next_core_version": f"{major}.{int(minor) + 1}" if minor.isdigit() else f"{int(major) + 1}",
     }
 
 
-def write_plugin(name: str, parent: str | Path = ".") -> Path:
-    """Write the package ``parent/name`` and return its folder; it must not exist yet."""
+def write_plugin(name: str, parent: str | Path = ".", template_name: str = "plugin") -> Path:
+    """Write the package ``parent/name`` from ``templates/<template_name>`` (``plugin``, or
+    ``benchmark``: a benchmark package, see :mod:`facebench.benchmarks`) and return its folder;
+    it must not exist yet."""
     names = plugin_names(name)
     target = Path(parent) / name
     if target.exists():
         raise ConfigError(f"{str(target)!r} already exists; choose another name or remove it")
-    template = resources.files("facebench") / "templates" / "plugin"
+    template = resources.files("facebench") / "templates" / template_name
     for source, relative in _walk(template, Path()):
         text = _fill(source.read_text(encoding="utf-8"), names, relative)
         destination = target / Path(*(names["module"] if p == "__module__" else p for p in relative.parts))

@@ -1,5 +1,6 @@
 """Testing support for plugin authors: the conformance checks ``check_model``, ``check_task``
-and ``check_metric`` (:mod:`facebench.conformance`), a tiny random-weight network
+and ``check_metric`` (:mod:`facebench.conformance`), ``check_plugin`` for a whole installed
+distribution (:mod:`facebench.plugin_check`), a tiny random-weight network
 (:class:`~facebench.tiny_model.TinyConvNet`), tiny stimuli (:mod:`facebench.tiny_data`;
 the pytest fixtures ``facebench_task_data`` and ``facebench_images`` come from
 :mod:`facebench.pytest_plugin`, registered with pytest when facebench-core is installed), and a
@@ -64,6 +65,7 @@ def array_view(
 
 # The conformance checks and stimuli for plugin tests (the fixtures are in facebench.pytest_plugin).
 from facebench.conformance import check_metric, check_model, check_task  # noqa: E402
+from facebench.plugin_check import check_plugin  # noqa: E402
 from facebench.tiny_data import TaskData, identity_embeddings, write_images, write_task_data  # noqa: E402
 from facebench.tiny_model import TinyConvNet  # noqa: E402
 
@@ -73,6 +75,7 @@ __all__ = [
     "array_view",
     "check_metric",
     "check_model",
+    "check_plugin",
     "check_task",
     "identity_embeddings",
     "write_images",

@@ -135,7 +135,11 @@ _PLAIN_HELP_LINE = re.compile(r"^\s*(\w+)\s*(?:\([^)]*\))?\s*:\s*(\S.*)$")
 
 
 def _help_lines(function: Callable[..., Any], factory: Callable[..., Any]) -> dict[str, str]:
-    """``{option: first sentence}`` from the docstrings of ``function``, its class and module."""
+    """``{option: first sentence}`` from the docstrings of ``function``, its class and module.
+
+    A help that wraps onto more-indented lines is read whole, so a sentence is never cut at a
+    line break.
+    """
     owner = _owner_class(function)
     sources = [function, owner, inspect.getmodule(owner or function)]
     if inspect.isclass(factory) and owner is factory:
@@ -143,11 +147,31 @@ def _help_lines(function: Callable[..., Any], factory: Callable[..., Any]) -> di
     helps: dict[str, str] = {}
     for source in sources:
         doc = inspect.getdoc(source) if source is not None else None
-        for line in (doc or "").splitlines():
+        lines = (doc or "").splitlines()
+        for number, line in enumerate(lines):
             match = _HELP_LINE.match(line) or _PLAIN_HELP_LINE.match(line)
             if match and match.group(1) not in helps:
-                helps[match.group(1)] = _first_sentence(match.group(2))
+                helps[match.group(1)] = _first_sentence(
+                    " ".join([match.group(2), *_continuation(lines, number)])
+                )
     return helps
+
+
+def _continuation(lines: list[str], number: int) -> list[str]:
+    """The lines continuing the help on ``lines[number]``: those indented deeper, and those at
+    the same depth while its first sentence has not ended (up to a blank line or another option)."""
+    indent = len(lines[number]) - len(lines[number].lstrip())
+    text = lines[number]
+    following: list[str] = []
+    for line in lines[number + 1 :]:
+        depth = len(line) - len(line.lstrip())
+        if not line.strip() or depth < indent:
+            break
+        if depth == indent and (_sentence_end(text) is not None or _HELP_LINE.match(line)):
+            break
+        following.append(line.strip())
+        text += " " + line.strip()
+    return following
 
 
 def _owner_class(function: Callable[..., Any]) -> type | None:
@@ -159,10 +183,22 @@ def _owner_class(function: Callable[..., Any]) -> type | None:
     return owner if inspect.isclass(owner) else None
 
 
+_ABBREVIATIONS = ("e.g", "i.e", "etc", "vs", "cf")
+
+
 def _first_sentence(text: str) -> str:
-    text = text.strip().replace("``", "")
-    cut = re.search(r"\.(?=\s+[A-Z(]|$)", text)
-    return text[: cut.start() + 1] if cut else text
+    """Up to the first full stop that ends a sentence (not one of "e.g.", "i.e.", "etc.", ...)."""
+    text = " ".join(text.replace("``", "").split())
+    end = _sentence_end(text)
+    return text if end is None else text[: end + 1]
+
+
+def _sentence_end(text: str) -> int | None:
+    """The index of the first full stop followed by a space (or the end), abbreviations excepted."""
+    for stop in re.finditer(r"\.(?=\s|$)", text):
+        if not text[: stop.start()].lower().endswith(_ABBREVIATIONS):
+            return stop.start()
+    return None
 
 
 # ---------------------------------------------------------------------------------- converting

@@ -60,7 +60,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
                 f"weights file {str(path)!r} is not a readable safetensors file ({exc})"
             ) from None
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = _load_mapped(path)
     except Exception:
         load_state_dict_file(path)  # raises the WeightsError that says what is wrong and what to do
         raise
@@ -78,6 +78,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
     if not tensors:
         raise WeightsError(f"weights file {str(path)!r} holds no tensors; check weights_path")
     return tensors
+
+
+def _load_mapped(path: Path) -> object:
+    """``torch.load(weights_only=True)``, memory-mapped when the file is in torch's zip format: only
+    the tensors used are read (checking names and shapes on the meta device reads none of them)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)  # the legacy format
 
 
 def _flatten(mapping: Mapping[str, object], prefix: str) -> dict[str, Tensor]:
@@ -132,7 +143,9 @@ def load_backbone(module: torch.nn.Module, path: str | Path, model_name: str) ->
             f"model {model_name!r}: weights file {str(path)!r} does not fit {type(module).__name__} "
             f"({'; '.join(problems)}); check arch, and num_identities for a checkpoint with a classifier"
         )
-    module.load_state_dict({key: tensors[key] for key in expected if key in tensors}, strict=False)
+    meta = any(value.is_meta for value in expected.values())  # a check before building: nothing to copy
+    loaded = {key: tensors[key].to("meta") if meta else tensors[key] for key in expected if key in tensors}
+    module.load_state_dict(loaded, strict=False)
     if head:
         rows = next((tuple(tensors[key].shape) for key in head if tensors[key].ndim == 2), None)
         logger.warning(

@@ -11,6 +11,9 @@ face-trained weights, and the classifier's input as the final output.
   pooled, pre-logits features (ResNet-50: 2,048 values; ViT-B/16: the 768-d class token after the
   last norm), captured by a pre-hook on the classifier in the same forward pass. Every
   ``named_modules()`` layer, the classifier included, is extractable too.
+- ``mean`` on a 4-D layer output averages its spatial axes whichever axis holds the channels:
+  a channels-last ``(B, H, W, C)`` output (Swin stages) is read as such
+  (:mod:`facebench_models.layouts`); one whose layout cannot be told is refused.
 """
 
 from __future__ import annotations
@@ -28,16 +31,18 @@ from facebench.model import BaseModel
 from facebench.preprocessing import Preprocessing
 from facebench.registry import unknown_name_message
 from facebench_models.checkpoints import load_backbone
+from facebench_models.layouts import SpatialLayout
 
 MAX_LISTED = 20  # unknown arch: list every known name up to this many, else point to --available
 
 
-class ClassifierFamily(BaseModel):
+class ClassifierFamily(SpatialLayout, BaseModel):
     """An image-classification network of a library, picked by ``arch``."""
 
     default_layers: ClassVar[tuple[str, ...]] = ()  # the classifier's input (see the module doc)
     default_reduction: ClassVar[str] = "flatten"
     family: ClassVar[str] = ""
+    weights_options: ClassVar[frozenset[str]] = frozenset({"pretrained"})  # weights_path overrides it
 
     def __init__(
         self,
@@ -102,7 +107,7 @@ class ClassifierFamily(BaseModel):
     def _build_model(self) -> torch.nn.Module:
         network = self._create(self.num_identities)
         if self.weights_path is not None:
-            self.ignored_head = load_backbone(network, self.weights_path, self.name)
+            self.ignored_head = load_backbone(network, self.read_file(self.weights_path), self.name)
         return network
 
     def _forward(self, tensor: Tensor) -> Any:

@@ -116,6 +116,14 @@ class CLIPModel(BaseModel):
         reduction = super().reduction_for(layer)
         return "flatten" if layer == FINAL_OUTPUT and reduction == "cls" else reduction
 
+    def prefix_tokens(self) -> int:
+        """The class token of a ViT tower (open_clip's ``class_embedding``), or a timm tower's
+        ``num_prefix_tokens``; none otherwise."""
+        visual = self.model.visual
+        if hasattr(visual, "class_embedding"):
+            return 1
+        return int(getattr(getattr(visual, "trunk", None), "num_prefix_tokens", 0))
+
     # ----------------------------------------------------------------- preprocessing
     def default_preprocessing(self) -> Preprocessing:
         """open_clip's inference transform for the weights' tag (``image_transform_v2``)."""
@@ -149,7 +157,7 @@ class CLIPModel(BaseModel):
         checkpoint = fetch_weights(spec) if self._uses_hub_weights() else None  # fail before building
         with quiet_root_logger():  # open_clip logs a warning on the root logger when it loads no weights
             clip = open_clip.create_model(spec.arch, pretrained=None, force_quick_gelu=spec.quick_gelu)
-        source = checkpoint or self.weights_path
+        source = checkpoint or (self.read_file(self.weights_path) if self.weights_path is not None else None)
         if source is not None:
             try:
                 open_clip.load_checkpoint(clip, str(source), strict=True, weights_only=True)

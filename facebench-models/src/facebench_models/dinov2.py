@@ -33,7 +33,7 @@ from facebench_models.downloads import (
     hf_endpoint,
     offline_mode,
 )
-from facebench_models.huggingface import folder_fingerprint
+from facebench_models.huggingface import folder_files, folder_fingerprint, prefix_token_count
 
 DEFAULT_VERSION = "facebook/dinov2-base"
 RESIZE_TO_CROP = 256 / 224
@@ -106,6 +106,11 @@ class DinoModel(BaseModel):
     def hub_weights_id(self) -> str | None:
         return f"huggingface:{self.version}" if self._uses_hub_weights() else None
 
+    def data_files(self) -> list[Path]:
+        """``weights_path``, and a local folder's ``config.json`` and weights, which building reads."""
+        local = folder_files(self.local_dir, WEIGHT_FILES) if self.local_dir is not None else []
+        return [*super().data_files(), *local]
+
     def weights_fingerprint(self) -> str:
         if (
             self.local_dir is not None
@@ -127,6 +132,10 @@ class DinoModel(BaseModel):
             interpolation="bicubic",
         )
 
+    def prefix_tokens(self) -> int:
+        """The class token, before the patch tokens (``Dinov2Model`` has no register tokens)."""
+        return prefix_token_count(self.model)
+
     # ----------------------------------------------------------------- building
     def _build_model(self) -> torch.nn.Module:
         from transformers import Dinov2Model
@@ -143,7 +152,7 @@ class DinoModel(BaseModel):
                 return Dinov2Model.from_pretrained(self.local_dir, local_files_only=True)
         network = Dinov2Model(self._config())
         if self.weights_path is not None:
-            load_weights(network, self.weights_path)
+            load_weights(network, self.read_file(self.weights_path))
         return network
 
     def _config(self) -> Any:

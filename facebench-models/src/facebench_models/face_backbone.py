@@ -23,6 +23,7 @@ class FaceBackbone(BaseModel):
     default_reduction: ClassVar[str] = "flatten"
     family: ClassVar[str] = ""
     weights_hint: ClassVar[str] = ""  # where the published weights are
+    weights_options: ClassVar[frozenset[str]] = frozenset({"pretrained"})  # weights_path overrides it
 
     def __init__(
         self,
@@ -63,5 +64,5 @@ class FaceBackbone(BaseModel):
             )
         network = self._network()
         if self.weights_path is not None:
-            self.ignored_head = load_backbone(network, self.weights_path, self.name)
+            self.ignored_head = load_backbone(network, self.read_file(self.weights_path), self.name)
         return network

@@ -34,6 +34,7 @@ from facebench.errors import ConfigError
 from facebench.model import FINAL_OUTPUT, BaseModel, file_sha256
 from facebench.preprocessing import Preprocessing
 from facebench_models.downloads import cached_hf_file, download_errors, ensure_downloadable, hf_endpoint
+from facebench_models.layouts import SpatialLayout
 
 logger = logging.getLogger("facebench.models")
 
@@ -55,7 +56,7 @@ class VisionTower(torch.nn.Module):
         return self.vision_model(pixel_values=pixel_values)
 
 
-class HuggingFaceModel(BaseModel):
+class HuggingFaceModel(SpatialLayout, BaseModel):
     """A transformers vision backbone; ``google/vit-base-patch16-224-in21k`` by default.
 
     Other options (``extract_layers``, ``reduction``, ``device``, ``precision``, ``seed``, ...)
@@ -102,6 +103,11 @@ class HuggingFaceModel(BaseModel):
         if self.pretrained and self.local_dir is None:
             return f"huggingface:{self.version}"
         return None
+
+    def data_files(self) -> list[Path]:
+        """A local folder's ``config.json`` and weights, which building reads."""
+        local = folder_files(self.local_dir, WEIGHT_FILES) if self.local_dir is not None else []
+        return [*super().data_files(), *local]
 
     def weights_fingerprint(self) -> str:
         """A local folder's files by sha256; the hub id; or the config's hash with random weights."""
@@ -186,6 +192,35 @@ class HuggingFaceModel(BaseModel):
         """As configured, except that the final output (one vector per image) is kept whole under ``cls``."""
         reduction = super().reduction_for(layer)
         return "flatten" if layer == FINAL_OUTPUT and reduction == "cls" else reduction
+
+    def declared_layouts(self) -> dict[str, bool]:
+        """ConvNeXt (V2) layers, stages, embeddings and encoder give ``(B, C, H, W)``: a layer
+        permutes its channels-last middle (``layernorm``, ``pwconv1``, ``pwconv2``) back."""
+        names = ("Layer", "Stage", "Embeddings", "Encoder")
+        return {f"{prefix}{name}": False for prefix in ("ConvNext", "ConvNextV2") for name in names}
+
+    def prefix_tokens(self) -> int:
+        """The class token (none in SigLIP and Swin), DeiT's distillation token and any register tokens."""
+        return prefix_token_count(self.model)
+
+
+def prefix_token_count(network: torch.nn.Module) -> int:
+    """How many non-patch tokens a transformers vision model puts before its patches: a class
+    token (``cls_token``; CLIP's ``class_embedding``), a distillation token (DeiT) and register
+    tokens (DINOv2 with registers), read off its ``embeddings`` module."""
+    embeddings = next((m for n, m in network.named_modules() if n.rpartition(".")[2] == "embeddings"), None)
+    if embeddings is None:
+        return 0
+    count = sum(
+        1 for token in ("cls_token", "class_embedding", "distillation_token") if hasattr(embeddings, token)
+    )
+    registers = getattr(embeddings, "register_tokens", None)
+    return count + (int(registers.shape[1]) if isinstance(registers, Tensor) else 0)
+
+
+def folder_files(folder: Path, weight_files: tuple[str, ...]) -> list[Path]:
+    """The files of a ``save_pretrained`` folder that building reads: ``config.json`` and weights."""
+    return [path for path in sorted(folder.iterdir()) if path.name in (*weight_files, "config.json")]
 
 
 def folder_fingerprint(folder: Path, weight_files: tuple[str, ...]) -> str:

@@ -147,6 +147,22 @@ class TimmModel(ClassifierFamily):
         with download_errors(what, instead):
             return timm.create_model(self.arch, pretrained=True, **kwargs)
 
+    def prefix_tokens(self) -> int:
+        """timm's ``num_prefix_tokens`` (class, distillation and register tokens; 1 if not given)."""
+        return int(getattr(self.model, "num_prefix_tokens", 1))
+
+    def network_channels_last(self) -> bool:
+        """timm's ``output_fmt`` is ``NHWC`` (Swin, SwinV2, ...)."""
+        return getattr(self.model, "output_fmt", "NCHW") == "NHWC"
+
+    def declared_layouts(self) -> dict[str, bool]:
+        """The ``feature_info`` stages, in the network's ``output_fmt``; ConvNeXt blocks and
+        stages, which permute their channels-last middle back to ``(B, C, H, W)``."""
+        stages = {
+            info["module"]: self.network_channels_last() for info in getattr(self.model, "feature_info", [])
+        }
+        return stages | {"ConvNeXtBlock": False, "ConvNeXtStage": False}
+
     def _classifier(self, network: torch.nn.Module) -> torch.nn.Module | None:
         """timm's classifier (``get_classifier()``), unless the network has none."""
         get_classifier = getattr(network, "get_classifier", None)

@@ -126,6 +126,20 @@ class TorchvisionModel(ClassifierFamily):
             # the builder with weights= also sets what they need (inception's transform_input, ...)
             return get_model(self.arch, weights=entry)
 
+    def prefix_tokens(self) -> int:
+        """The class token of a ViT (``class_token``), else none."""
+        return 1 if hasattr(self.model, "class_token") else 0
+
+    def network_channels_last(self) -> bool:
+        """torchvision's Swin stages (``features.N``) and ``norm`` give ``(B, H, W, C)``."""
+        from torchvision.models import SwinTransformer
+
+        return isinstance(self.model, SwinTransformer)
+
+    def declared_layouts(self) -> dict[str, bool]:
+        """ConvNeXt's ``CNBlock``, which permutes its channels-last middle back to ``(B, C, H, W)``."""
+        return {"CNBlock": False}
+
     def _classifier(self, network: torch.nn.Module) -> torch.nn.Module | None:
         """The last ``Linear`` layer (``fc``, ``classifier.6``, ``heads.head``, ...)."""
         linear = [module for _, module in network.named_modules() if isinstance(module, torch.nn.Linear)]

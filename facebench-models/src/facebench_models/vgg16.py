@@ -42,6 +42,7 @@ class Vgg16Model(BaseModel):
 
     default_layers: ClassVar[tuple[str, ...]] = ("classifier.4",)
     default_reduction: ClassVar[str] = "flatten"
+    weights_options: ClassVar[frozenset[str]] = frozenset({"pretrained"})  # weights_path overrides it
 
     def __init__(
         self,
@@ -91,7 +92,7 @@ class Vgg16Model(BaseModel):
             last = network.classifier[6]
             network.classifier[6] = torch.nn.Linear(last.in_features, self.num_identities)
         if self.weights_path is not None:
-            load_weights(network, self.weights_path)
+            load_weights(network, self.read_file(self.weights_path))
         elif imagenet is not None:
             network.load_state_dict(imagenet)
         return network

@@ -153,8 +153,14 @@ class AccuracyTask(BaseTask):
         short = {kind: n for kind, n in counts.items() if n < self.n_folds}
         if short:
             found = " and ".join(f"{n} {kind}" for kind, n in short.items())
+            fewest = min(counts.values())
+            advice = (
+                f"set n_folds to at most {fewest}"
+                if fewest >= 2
+                else "add pairs: cross-validation needs at least 2 same and 2 different pairs"
+            )
             raise DataError(
                 f"{source}: n_folds={self.n_folds} cross-validation needs at least {self.n_folds} same "
                 f"and {self.n_folds} different pairs (one of each per fold), but there are only {found} "
-                f"pairs; set n_folds to at most {min(counts.values())}"
+                f"pairs; {advice}"
             )

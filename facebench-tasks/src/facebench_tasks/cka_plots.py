@@ -11,10 +11,12 @@ from facebench.plots import headless_pyplot, save_figure
 from facebench.results import safe_filename
 
 MAX_TICK_LABELS = 80
+MAX_ANNOTATED = 16  # model-layers up to which each cell shows its value
 
 
 def cka_heatmap(rows: pd.DataFrame, method: str, output_dir: Path, name: str) -> list[Path]:
-    """``rows`` (one method of the tidy CKA table) as a square heatmap, models separated by lines."""
+    """``rows`` (one method of the tidy CKA table) as a square heatmap, models separated by lines,
+    each cell's value written in it when there are at most :data:`MAX_ANNOTATED` model-layers."""
     plt = headless_pyplot()
 
     keys = list(dict.fromkeys(zip(rows["Model A"], rows["Layer A"], strict=True)))
@@ -33,6 +35,12 @@ def cka_heatmap(rows: pd.DataFrame, method: str, output_dir: Path, name: str) ->
     for boundary in boundaries:
         ax.axhline(boundary - 0.5, color="white", linewidth=1.5)
         ax.axvline(boundary - 0.5, color="white", linewidth=1.5)
+    if len(keys) <= MAX_ANNOTATED:
+        fontsize = max(5.0, min(9.0, 90.0 / len(keys)))
+        for (row, column), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                shade = "black" if value > 0.6 else "white"  # readable on magma's light and dark ends
+                ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=fontsize, color=shade)
     if len(keys) <= MAX_TICK_LABELS:
         labels = [f"{model}: {layer}" for model, layer in keys]
         ax.set_xticks(range(len(keys)), labels, rotation=90, fontsize=6)

@@ -14,6 +14,7 @@ from facebench.task import BaseTask
 from facebench_tasks import stats
 
 NORMALIZATIONS = ("max", "mean", "none")
+IMAGE_UNIT = "images (dyadic-robust t interval)"
 
 
 class ConditionedAverageDistances(BaseTask):
@@ -22,27 +23,30 @@ class ConditionedAverageDistances(BaseTask):
     ``condition_column`` names the condition column (``"condition"`` by default; the seed lab's
     files call it ``"cond"``). ``normalize`` divides every distance of the model-layer by:
 
-    - ``"max"`` (the default; ``True`` means the same): the largest absolute distance, so
-      conditions compare across layers on a 0..1 scale, as researchers usually report them.
-      One extreme pair sets the scale for every condition;
-    - ``"mean"``: the mean absolute distance over all pairs, less sensitive to one pair (a pair
-      moves it by 1/N of its change); a condition at 1.0 is as far apart as the average pair;
+    - ``"mean"`` (the default): the mean absolute distance over all pairs, so conditions
+      compare across layers; a condition at 1.0 is as far apart as the average pair;
+    - ``"max"`` (``True`` means the same): the largest absolute distance, a 0..1 scale. One
+      extreme pair sets the scale for every condition, and a sample maximum has no usable
+      sampling distribution: the interval treats it as a fixed unit (the raw mean's interval
+      divided by it);
     - ``"none"`` (``False``): raw distances.
 
     When the scale is zero (every distance zero) distances are left as they are.
 
-    ``Mean Value CI Low`` / ``High``: a seeded percentile bootstrap over IMAGES (the central
-    ``confidence`` share of ``n_bootstrap`` resamples): each resample draws the images of all
-    pairs with replacement and keeps every pair of drawn images (``a`` copies of one image and
-    ``b`` of the other give ``a * b`` copies, as the correlation task does); the scale is
-    recomputed in each resample. A condition absent from a resample is left out of that one.
-    With ``"max"`` the interval leans upward: a resample's largest distance can only be at most
-    the sample's, so resampled means are divided by a smaller scale (the bootstrap of a maximum
-    is biased). The ``"mean"`` scale is affected much less: prefer it when the interval matters.
+    ``Mean Value CI Low`` / ``High`` account for the design's independent units, which
+    ``Mean Value CI Unit`` names:
+
+    - without ``cluster_column``, IMAGES: pairs share images, so pairs are not independent.
+      The interval is ``estimate +- t * sd`` with the dyadic-robust variance of the condition's
+      mean over the scale (see :func:`facebench_tasks.stats.pair_graph_interval`);
+    - with ``cluster_column`` (e.g. the identity every pair of a row belongs to), CLUSTERS, by a
+      seeded percentile bootstrap (the central ``confidence`` share of ``n_bootstrap``
+      resamples); the ``"mean"`` scale is recomputed in each resample. A condition absent from
+      a resample is left out of that one. Clusters must be independent: no image in two.
 
     Result: one row per condition, in the order the conditions first appear in the file, with
     columns ``Condition``, ``Mean Value``, ``Mean Value CI Low``, ``Mean Value CI High``,
-    ``Distance Metric``.
+    ``Mean Value CI Unit``, ``Distance Metric``.
     """
 
     plot_columns: ClassVar[tuple[str, ...]] = ("Mean Value",)
@@ -52,7 +56,8 @@ class ConditionedAverageDistances(BaseTask):
         name: str | None = None,
         *,
         condition_column: str = "condition",
-        normalize: bool | str = "max",
+        normalize: bool | str = "mean",
+        cluster_column: str | None = None,
         n_bootstrap: int = 1000,
         confidence: float = 0.95,
         seed: int = 0,
@@ -61,10 +66,11 @@ class ConditionedAverageDistances(BaseTask):
         """Options (and BaseTask's: pairs_file_path, images_path, distance_metric, ...).
 
         - ``condition_column``: the column naming each pair's condition.
-        - ``normalize``: max (default), mean or none: divide distances by the largest or mean distance.
-        - ``n_bootstrap``: bootstrap resamples (over images) for the confidence interval.
+        - ``normalize``: mean (default), max or none: divide distances by the mean or largest distance.
+        - ``cluster_column``: a column naming each pair's independent cluster; bootstrap clusters.
+        - ``n_bootstrap``: bootstrap resamples (over clusters) for the confidence interval.
         - ``confidence``: the interval's coverage, e.g. 0.95.
-        - ``seed``: seeds the bootstrap.
+        - ``seed``: seeds the cluster bootstrap.
         """
         if isinstance(normalize, bool):
             normalize = "max" if normalize else "none"
@@ -73,20 +79,27 @@ class ConditionedAverageDistances(BaseTask):
         stats.check_confidence(confidence)
         self.condition_column = condition_column
         self.normalize = normalize
+        self.cluster_column = cluster_column
         self.n_bootstrap = int(n_bootstrap)
         self.confidence = float(confidence)
         self.seed = int(seed)
         super().__init__(name, **common)
 
     def columns(self) -> tuple[str, ...]:
-        return (*self.required_columns, self.condition_column)
+        extra = (self.cluster_column,) if self.cluster_column else ()
+        return (*self.required_columns, self.condition_column, *extra)
 
     def column_options(self) -> dict[str, str]:
-        return {self.condition_column: "condition_column"}
+        options = {self.condition_column: "condition_column"}
+        if self.cluster_column:
+            options[self.cluster_column] = "cluster_column"
+        return options
 
     def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
-        frame[self.condition_column] = text_column(frame, self.condition_column, self.pairs_file_path)
+        for column in (self.condition_column, self.cluster_column):
+            if column:
+                frame[column] = text_column(frame, column, self.pairs_file_path)
         return frame
 
     def conditions(self) -> list[str]:
@@ -105,32 +118,59 @@ class ConditionedAverageDistances(BaseTask):
 
     def compute_task_performance(self, pairs_distances_df: pd.DataFrame) -> pd.DataFrame:
         distances = self.pair_distances(pairs_distances_df)
-        conditions = text_column(pairs_distances_df, self.condition_column, f"task {self.name!r} distances")
-        codes, names = pd.factorize(conditions)
-        image1, image2, n_images = stats.image_codes(
-            pairs_distances_df["img1"].to_numpy(), pairs_distances_df["img2"].to_numpy()
-        )
+        source = f"task {self.name!r} distances"
+        codes, names = pd.factorize(text_column(pairs_distances_df, self.condition_column, source))
+        everything = np.ones(distances.size)
+        scale = self.scale(distances, everything)
 
         def means(weights: np.ndarray) -> np.ndarray:
             sums = np.bincount(codes, weights=weights * distances, minlength=len(names))
             counts = np.bincount(codes, weights=weights, minlength=len(names))
+            resampled_scale = self.scale(distances, weights) if self.normalize == "mean" else scale
             with np.errstate(invalid="ignore", divide="ignore"):
-                return sums / counts / self.scale(distances, weights)
+                return sums / counts / resampled_scale
 
-        def resampled(drawn: np.ndarray) -> np.ndarray:
-            return means(stats.image_resample_weights(image1, image2, drawn, n_images).astype(float))
+        values = means(everything)
+        if self.cluster_column:
+            clusters, cluster_names = pd.factorize(
+                text_column(pairs_distances_df, self.cluster_column, source)
+            )
 
-        values = stats.bootstrap_values(resampled, n_images, self.n_bootstrap, self.seed)
-        intervals = [stats.percentile_interval(values[:, k], self.confidence) for k in range(len(names))]
+            def resampled(drawn: np.ndarray) -> np.ndarray:
+                return means(np.bincount(drawn, minlength=len(cluster_names))[clusters].astype(float))
+
+            draws = stats.bootstrap_values(resampled, len(cluster_names), self.n_bootstrap, self.seed)
+            intervals = [stats.percentile_interval(draws[:, k], self.confidence) for k in range(len(names))]
+            unit = f"clusters of {self.cluster_column!r} (bootstrap)"
+        else:
+            intervals = self.image_intervals(pairs_distances_df, distances, codes, values, scale)
+            unit = IMAGE_UNIT
         return pd.DataFrame(
             {
                 "Condition": names.astype(str),
-                "Mean Value": means(np.ones(distances.size)),
+                "Mean Value": values,
                 "Mean Value CI Low": [low for low, _ in intervals],
                 "Mean Value CI High": [high for _, high in intervals],
+                "Mean Value CI Unit": unit,
                 "Distance Metric": self.metric.name,
             }
         )
+
+    def image_intervals(
+        self, pairs: pd.DataFrame, distances: np.ndarray, codes: np.ndarray, values: np.ndarray, scale: float
+    ) -> list[tuple[float, float]]:
+        """Per condition, the dyadic-robust interval of its mean over the scale."""
+        image1, image2, n_images = stats.image_codes(pairs["img1"].to_numpy(), pairs["img2"].to_numpy())
+        everyone = np.ones(distances.size, dtype=bool)
+        intervals = []
+        for k, value in enumerate(values):
+            terms: list[stats.MeanTerm] = [(distances, codes == k, 1.0 / scale)]
+            if self.normalize == "mean" and np.abs(distances).mean() > 0:  # the scale is estimated too
+                terms.append((np.abs(distances), everyone, -value / scale))
+            intervals.append(
+                stats.pair_graph_interval(value, terms, image1, image2, n_images, self.confidence)
+            )
+        return intervals
 
     def plot(self, output_dir: Path, performances: pd.DataFrame, **kwargs: Any) -> list[Path]:
         """One bar plot of the mean value (with its interval) across models and layers per condition."""

@@ -34,6 +34,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 NAMED_CORRELATIONS: dict[str, CorrelationFunction] = {"pearson": pearson, "spearman": spearman}
 MIN_PAIRS = 3
+INFORMATIVE_PAIRS = 10
+
+
+class UninformativeIntervalWarning(UserWarning):
+    """An interval computed from too few pairs to mean anything."""
 
 
 class CorrelationTask(BaseTask):
@@ -48,12 +53,17 @@ class CorrelationTask(BaseTask):
     too narrow. Each resample draws the images with replacement and keeps every pair of drawn
     images (``a`` copies of one image and ``b`` of the other give ``a * b`` copies of the pair).
 
+    The interval is clipped to [-1, 1] (rounding can put a resampled correlation a hair past
+    1). With fewer than ``INFORMATIVE_PAIRS`` (10) pairs it is reported but a warning says it is
+    not informative: so few pairs give a handful of distinct resamples, many of them exactly +-1.
+
     Undefined cases are errors, never a silent NaN: constant human distances are refused when
     the task is created, and a model-layer whose correlation is NaN (e.g. all its distances are
     equal) fails with a message, recorded among the run's failures.
 
     Result columns: ``Correlation Score``, ``Correlation Score CI Low``,
-    ``Correlation Score CI High``, ``Distance Metric``.
+    ``Correlation Score CI High``, ``Correlation Score CI Unit`` (``images (bootstrap)``),
+    ``Distance Metric``.
     """
 
     plot_columns: ClassVar[tuple[str, ...]] = ("Correlation Score",)
@@ -134,7 +144,12 @@ class CorrelationTask(BaseTask):
             )
         low, high = self.bootstrap_interval(pairs_distances_df, model, human)
         return self.result_row(
-            {"Correlation Score": score, "Correlation Score CI Low": low, "Correlation Score CI High": high}
+            {
+                "Correlation Score": score,
+                "Correlation Score CI Low": low,
+                "Correlation Score CI High": high,
+                "Correlation Score CI Unit": "images (bootstrap)",
+            }
         )
 
     def bootstrap_interval(
@@ -150,9 +165,20 @@ class CorrelationTask(BaseTask):
                 return math.nan
             return self.correlate(model[keep], human[keep])
 
+        if len(pairs) < INFORMATIVE_PAIRS:
+            warnings.warn(
+                f"task {self.name!r}: the correlation's interval comes from only {len(pairs)} pairs "
+                f"({n_images} images); with fewer than {INFORMATIVE_PAIRS} it is not informative. "
+                f"Report the score without it, or add pairs.",
+                UninformativeIntervalWarning,
+                stacklevel=2,
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant resamples: undefined, left out as NaN
-            return stats.bootstrap_interval(resampled, n_images, self.n_bootstrap, self.confidence, self.seed)
+            low, high = stats.bootstrap_interval(
+                resampled, n_images, self.n_bootstrap, self.confidence, self.seed
+            )
+        return max(low, -1.0), min(high, 1.0)
 
     def error_columns(self, column: str) -> tuple[str, str] | None:
         return (f"{column} CI Low", f"{column} CI High")

@@ -23,22 +23,23 @@ class RelativeDifferenceTask(BaseTask):
     are ignored. With ``identity_column``, distances are first averaged per identity within each
     group and ``m`` is the mean over identities (as Thatcher-effect studies do).
 
-    The confidence interval is a seeded percentile bootstrap (the central ``confidence`` share of
-    the resampled values) that resamples the independent units of BOTH groups at once:
+    The confidence interval accounts for the design's independent units; ``Relative Difference
+    CI Unit`` names them:
 
-    - without ``identity_column``, IMAGES: pairs share images, so resampling pairs would treat
-      dependent pairs as independent (too narrow). Each resample draws the images of the two
-      groups' pairs with replacement and keeps every pair of drawn images (``a`` copies of one
-      image and ``b`` of the other give ``a * b`` copies), as the correlation task does;
-    - with ``identity_column``, IDENTITIES, jointly across the groups: the same identities
-      appear in both groups, so resampling each group on its own would ignore that their means
-      move together (too wide). A drawn identity brings its per-identity mean in each group.
-
-    Resamples in which a group is empty are left out.
+    - without ``identity_column``, IMAGES: pairs share images, so pairs are not independent.
+      The interval is ``estimate +- t * sd`` with the dyadic-robust variance of the two means
+      (see :func:`facebench_tasks.stats.pair_graph_interval`). An image bootstrap (a pair of
+      images drawn ``a`` and ``b`` times entering ``a * b`` times) would count each pair's own
+      noise three times and be too wide where images are in few pairs;
+    - with ``identity_column``, IDENTITIES, by a seeded percentile bootstrap (the central
+      ``confidence`` share of ``n_bootstrap`` resamples) jointly across the groups: the same
+      identities appear in both groups, so resampling each group on its own would ignore that
+      their means move together (too wide). A drawn identity brings its per-identity mean in
+      each group; resamples in which a group is empty are left out.
 
     Result columns: ``Relative Difference``, ``Relative Difference CI Low``,
-    ``Relative Difference CI High``, ``Group "<group 1>" Mean``, ``Group "<group 2>" Mean`` (the
-    names the human percentiles file uses), ``Distance Metric``.
+    ``Relative Difference CI High``, ``Relative Difference CI Unit``, ``Group "<group 1>" Mean``,
+    ``Group "<group 2>" Mean`` (the names the human percentiles file uses), ``Distance Metric``.
     """
 
     plot_columns: ClassVar[tuple[str, ...]] = ("Relative Difference",)
@@ -60,9 +61,9 @@ class RelativeDifferenceTask(BaseTask):
         - ``group_column``: the column naming each pair's group.
         - ``groups``: the two groups to compare, in order: (m1 - m2) / (m1 + m2).
         - ``identity_column``: average per identity first, and bootstrap identities, not images.
-        - ``n_bootstrap``: bootstrap resamples for the confidence interval.
+        - ``n_bootstrap``: bootstrap resamples for the identity interval.
         - ``confidence``: the interval's coverage, e.g. 0.95.
-        - ``seed``: seeds the bootstrap.
+        - ``seed``: seeds the identity bootstrap.
         """
         if isinstance(groups, str) or groups is None or len(groups) != 2 or groups[0] == groups[1]:
             raise ConfigError(
@@ -145,6 +146,9 @@ class RelativeDifferenceTask(BaseTask):
                 "Relative Difference": relative_difference(first.mean(), second.mean()),
                 "Relative Difference CI Low": low,
                 "Relative Difference CI High": high,
+                "Relative Difference CI Unit": "identities (bootstrap)"
+                if self.identity_column
+                else IMAGE_UNIT,
                 group_mean_column(self.groups[0]): float(first.mean()),
                 group_mean_column(self.groups[1]): float(second.mean()),
             }
@@ -152,6 +156,9 @@ class RelativeDifferenceTask(BaseTask):
 
     def error_columns(self, column: str) -> tuple[str, str] | None:
         return (f"{column} CI Low", f"{column} CI High")
+
+
+IMAGE_UNIT = "images (dyadic-robust t interval)"
 
 
 def group_mean_column(group: str) -> str:
@@ -175,32 +182,33 @@ def relative_difference_interval(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of :func:`relative_difference` of the two groups' means.
+    """Interval of :func:`relative_difference` of the two groups' means.
 
     ``in_second`` marks the pairs of the second group (the others are the first). Without
-    ``identities`` the images of all pairs are resampled; with them (one per pair) the
-    identities are resampled jointly across both groups, and each group's mean is the mean of
-    its per-identity means (see :class:`RelativeDifferenceTask`).
+    ``identities``: the dyadic-robust interval over images; with them (one per pair): a
+    percentile bootstrap of identities, jointly across both groups, each group's mean the mean
+    of its per-identity means (see :class:`RelativeDifferenceTask`).
     """
     distances = np.asarray(distances, dtype=float)
     masks = (~np.asarray(in_second, dtype=bool), np.asarray(in_second, dtype=bool))
     if identities is None:
-        image1, image2, n_units = stats.image_codes(img1, img2)
+        image1, image2, n_images = stats.image_codes(img1, img2)
+        first, second = (distances[m].mean() if m.any() else math.nan for m in masks)
+        total = first + second
+        derivatives = (2.0 * second / total**2, -2.0 * first / total**2)
+        terms = [(distances, m, g) for m, g in zip(masks, derivatives, strict=True)]
+        estimate = relative_difference(first, second)
+        low, high = stats.pair_graph_interval(estimate, terms, image1, image2, n_images, confidence)
+        if (distances >= 0).all():  # then the relative difference lies in [-1, 1]
+            low, high = max(low, -1.0), min(high, 1.0)
+        return low, high
+    codes, names = pd.factorize(pd.Series(identities))
+    groups = [pd.Series(distances[m]).groupby(codes[m], sort=True).mean() for m in masks]
+    parts = [(g.index.to_numpy(), g.to_numpy(dtype=float)) for g in groups]
 
-        def statistic(drawn: np.ndarray) -> float:
-            weights = stats.image_resample_weights(image1, image2, drawn, n_units)
-            means = [stats.weighted_mean(distances[m], weights[m]) for m in masks]
-            return relative_difference(*means)
+    def statistic(drawn: np.ndarray) -> float:
+        counts = np.bincount(drawn, minlength=len(names))
+        means = [stats.weighted_mean(values, counts[ids]) for ids, values in parts]
+        return relative_difference(*means)
 
-    else:
-        codes, names = pd.factorize(pd.Series(identities))
-        n_units = len(names)
-        groups = [pd.Series(distances[m]).groupby(codes[m], sort=True).mean() for m in masks]
-        parts = [(g.index.to_numpy(), g.to_numpy(dtype=float)) for g in groups]
-
-        def statistic(drawn: np.ndarray) -> float:
-            counts = np.bincount(drawn, minlength=n_units)
-            means = [stats.weighted_mean(values, counts[ids]) for ids, values in parts]
-            return relative_difference(*means)
-
-    return stats.bootstrap_interval(statistic, n_units, n_resamples, confidence, seed)
+    return stats.bootstrap_interval(statistic, len(names), n_resamples, confidence, seed)

@@ -25,8 +25,11 @@ Everything statistical is rsatoolbox's: the comparison (``comparator``: ``"spear
 (``rsatoolbox.inference.eval_fixed`` of a ``rsatoolbox.model.ModelFixed``: the comparison of
 the model RDM with each participant's RDM, averaged over participants) and the noise ceiling
 (``boot_noise_ceiling`` via ``eval_fixed``: leave-one-subject-out; lower bound = each
-participant against the mean of the others, upper bound = each participant against the mean of
-all, both averaged over participants; NaN with a single RDM).
+participant against the pooled RDM of the others, upper bound = each participant against the
+pooled RDM of all, both averaged over participants; NaN with a single RDM). Pooling is
+rsatoolbox's ``pool_rdm``, not a plain mean: averaged ranks for ``spearman`` and ``tau-a``,
+averaged z-scores for ``corr``, RDMs divided by their root mean square then averaged for
+``cosine``.
 
 The confidence interval is a seeded percentile bootstrap (the loop is facebench's, the
 resampling rsatoolbox's ``subsample_pattern`` / ``subsample``): over STIMULI when there is one

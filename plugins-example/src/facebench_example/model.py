@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -19,28 +19,29 @@ class DlibResNet(BaseModel):
 
     Weights: the ``.dat`` file of the ``face_recognition_models`` package, or ``weights_path``.
     Inputs: 150x150 aligned face chips (other sizes: the shorter side is resized to 150 and the
-    centre cropped), or any photo with ``align=True`` (the core's ``align=mtcnn`` to dlib's chip;
-    needs MTCNN's weight files: ``pip install --no-deps facenet-pytorch``).
+    centre cropped), or any photo with ``align=mtcnn`` (or ``align=true``: the core's MTCNN
+    alignment to dlib's chip, with the weights shipped in facebench-core).
     The final output is dlib's 128-d descriptor; dlib calls two faces the same person when the
     euclidean distance between descriptors is below 0.6.
     """
 
     default_reduction: ClassVar[str] = "flatten"
-    alignment_template: ClassVar[str] = "dlib"  # align=True: the core's MTCNN alignment to dlib's chip
+    alignment_template: ClassVar[str] = "dlib"  # align=mtcnn: the core's MTCNN alignment to dlib's chip
 
     def __init__(
         self,
         name: str | None = None,
         weights_path: str | Path | None = None,
-        align: bool = False,
+        align: bool | Literal["none", "mtcnn"] = False,
         **options: Any,
     ) -> None:
         """``align`` and BaseModel's options (``extract_layers``, ``reduction``, ``device``, ...).
 
-        - ``align``: find and align the face first (MTCNN landmarks); for photos, not chips.
+        - ``align``: mtcnn (or true) finds and aligns the face first (MTCNN landmarks), for
+          photos; none (or false) for chips.
         """
         super().__init__(
-            align="mtcnn" if align else "none",
+            align=align,
             name=name or "dlib-resnet",
             weights_path=weights_path if weights_path is not None else default_weights_path(),
             **options,
@@ -53,7 +54,7 @@ class DlibResNet(BaseModel):
                 f"`pip install face_recognition_models`, or pass "
                 f"weights_path=/path/to/dlib_face_recognition_resnet_model_v1.dat"
             )
-        return DlibFaceResNet.from_dlib_file(self.weights_path)
+        return DlibFaceResNet.from_dlib_file(self.read_file(self.weights_path))
 
     def default_preprocessing(self) -> Preprocessing:
         """A 150x150 chip (shorter side resized, centre crop) of 0-255 RGB values: the network

@@ -18,7 +18,7 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
         ModelSpec(
             "dlib-resnet",
             "facebench_example.model:DlibResNet",
-            "dlib's face-recognition ResNet (128-d descriptor), offline, in PyTorch; align=true for photos",
+            "dlib's face-recognition ResNet (128-d descriptor), offline, in PyTorch; align=mtcnn for photos",
         )
     )
 

@@ -13,6 +13,9 @@ store and the tables (one per layer) to fill. The executor decides WHO embeds th
   feeds the network the same batches and writes the same values;
 - it must raise (a :class:`~facebench.errors.FacebenchError` where it can) when an image or
   a worker fails: the manager records that model as failed, as for a local failure;
+- it writes no row holding NaN or infinity: it counts, per layer, the images whose output was
+  not finite in ``job.nonfinite`` (:func:`facebench.engine.batch_rows` does both), and that
+  layer fails for the model while the other layers' rows are kept;
 - it returns nothing: everything after embedding (distances, tasks, exports) reads the store,
   and cannot tell executors apart. A killed run leaves whole chunks; the next run resumes.
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,7 +45,8 @@ class EmbeddingJob:
 
     ``identity`` keys the store (the model's identity, or a variant of it when the data path
     changes values, see :mod:`facebench.datapath`); ``tables`` maps each output layer to its
-    table; ``total`` counts the unique images including those already stored (for progress bars).
+    table; ``total`` counts the unique images including those already stored (for progress bars);
+    the executor fills ``nonfinite`` (layer -> images whose output held NaN or infinity).
     """
 
     model: BaseModel
@@ -58,6 +62,7 @@ class EmbeddingJob:
     total: int = 0
     channels_last: bool = False  # the network and its input batches in channels-last memory format
     torch_compile: bool = False  # the network's forward compiled with torch.compile
+    nonfinite: dict[str, int] = field(default_factory=dict)  # layer -> images with NaN/inf output
 
     def batches(self) -> Iterator[tuple[list[str], list[str]]]:
         """``(keys, paths)`` of each batch, ``batch_size`` images each (the last may be smaller)."""

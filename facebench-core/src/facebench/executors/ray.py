@@ -11,7 +11,12 @@ The driver only counts finished batches and, at the end, reads the chunks back.
 - The store folder must be one every actor can write and the driver can read: on one machine
   any cache folder works; on a cluster put ``cache_dir`` on a shared filesystem. Rows the
   driver cannot see afterwards fail the model with an error saying so.
-- An interrupted run leaves whole chunks: the next run embeds only what is missing.
+- An interrupted run leaves whole chunks: the next run embeds only what is missing. A local Ray
+  that the run started leaves no process behind, even when the run is killed with SIGKILL
+  (:mod:`facebench.executors.ray_reaper`).
+- An ``address`` where nothing answers fails within ``CONNECT_TIMEOUT`` seconds with a
+  :class:`~facebench.errors.ConfigError`; a ``ray://`` address needs ``ray[client]``, which the
+  ``[ray]`` extra installs.
 - A failing actor (an image that cannot be decoded, an exception in the model, a worker that
   died) fails the model with an :class:`~facebench.errors.ExecutorError` (or the original
   :class:`~facebench.errors.DataError`) carrying the first line of the cause. Actors are not
@@ -23,7 +28,9 @@ Ray is optional: ``pip install "facebench-core[ray]"``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
+import socket
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT = 10.0  # seconds to wait for a Ray address to answer
 INSTALL_HINT = 'the ray executor needs Ray Data; install it with: pip install "facebench-core[ray]"'
 
 
@@ -48,7 +56,8 @@ class RayExecutor(Executor):
     per ``num_cpus_per_actor`` CPUs; never more than there are batches). ``num_gpus_per_actor``:
     default 1 when the cluster has GPUs, else 0 (actors run on the CPU). ``num_cpus_per_actor``:
     CPUs reserved for each actor, which reads and decodes its batches and runs torch on that
-    many threads (give GPU actors several when images take the CPU path).
+    many threads (give GPU actors several when images take the CPU path). An ``address`` where
+    nothing answers is a :class:`ConfigError` within ``CONNECT_TIMEOUT`` seconds, at construction.
     """
 
     name = "ray"
@@ -68,6 +77,7 @@ class RayExecutor(Executor):
             raise ConfigError(f"ray executor: num_gpus_per_actor must be >= 0, not {num_gpus_per_actor!r}")
         if float(num_cpus_per_actor) <= 0:
             raise ConfigError(f"ray executor: num_cpus_per_actor must be > 0, not {num_cpus_per_actor!r}")
+        check_address(address)  # nothing answering fails now, in seconds, not in ray.init's retries
         self.address = address
         self.num_actors = None if num_actors is None else int(num_actors)
         self.num_gpus_per_actor = None if num_gpus_per_actor is None else float(num_gpus_per_actor)
@@ -143,6 +153,9 @@ class RayExecutor(Executor):
                     for error in done["error"]:
                         if error:
                             raise _actor_error(job.model, str(error))
+                    for counts in done["nonfinite"]:
+                        for layer, count in json.loads(str(counts)).items():
+                            job.nonfinite[layer] = job.nonfinite.get(layer, 0) + int(count)
             except FacebenchError:
                 raise
             except Exception as exc:  # a dead actor, or Ray itself
@@ -153,12 +166,23 @@ class RayExecutor(Executor):
 
     def _connect(self, ray: Any) -> None:
         if not ray.is_initialized():
-            ray.init(
-                address=self.address,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
+            try:
+                ray.init(
+                    address=self.address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
+            except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+                raise ConfigError(
+                    f"ray executor: cannot connect to the Ray cluster at {self.address!r} "
+                    f"({_first_line(exc)}); start one with `ray start --head`, or leave --ray-address "
+                    f"out to start a local one"
+                ) from None
+            if self.address is None:  # a local Ray of this run's own: none of it may outlive the run
+                from facebench.executors.ray_reaper import start_reaper
+
+                start_reaper()
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # facebench shows its own
         context.print_on_execution_start = False
@@ -183,7 +207,9 @@ class RayExecutor(Executor):
     @staticmethod
     def _check_written(job: EmbeddingJob) -> None:
         """Every key must now be in every table (else the actors wrote somewhere else)."""
-        for table in job.tables.values():
+        for layer, table in job.tables.items():
+            if layer in job.nonfinite:
+                continue  # its rows were left out on purpose: the layer fails, the others stand
             table.refresh()
             missing = table.missing(job.keys)
             if missing:
@@ -229,22 +255,56 @@ class EmbedActor:
         (its class and message reach the driver intact, unlike an exception through Ray)."""
         from facebench.engine import batch_rows, write_rows
 
-        counts, errors = [], []
+        counts, errors, nonfinite = [], [], []
         for keys, paths in zip(batch["keys"], batch["paths"], strict=True):
             keys, paths = [str(key) for key in keys], [str(path) for path in paths]
+            bad: dict[str, int] = {}
             try:
                 for table, missing, rows in batch_rows(
-                    self.model, self.data.load(paths, self.threads), keys, self.tables
+                    self.model, self.data.load(paths, self.threads), keys, self.tables, bad
                 ):
                     write_rows(table, missing, rows)
             except Exception as exc:
                 counts.append(0)
                 separator = "|" if isinstance(exc, FacebenchError) else ": "
                 errors.append(f"{type(exc).__name__}{separator}{exc}")
+                nonfinite.append("{}")
                 continue
             counts.append(len(keys))
             errors.append("")
-        return {"images": np.asarray(counts, dtype=np.int64), "error": np.asarray(errors, dtype=object)}
+            nonfinite.append(json.dumps(bad))
+        return {
+            "images": np.asarray(counts, dtype=np.int64),
+            "error": np.asarray(errors, dtype=object),
+            "nonfinite": np.asarray(nonfinite, dtype=object),
+        }
+
+
+def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Fail within ``timeout`` seconds, with a :class:`ConfigError`, when nothing answers at a
+    ``HOST:PORT`` or ``ray://HOST:PORT`` address (``ray.init`` would retry for minutes), or when a
+    ``ray://`` address lacks Ray's client (``ray[client]``). None and ``"auto"`` are left to Ray."""
+    if address is None or address in ("auto", "local"):
+        return
+    client = address.startswith("ray://")
+    if client and importlib.util.find_spec("grpc") is None:
+        raise ConfigError(
+            f"ray executor: the address {address!r} needs Ray's client (ray[client]); install it with: "
+            f'pip install "facebench-core[ray]"'
+        )
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(
+            f"ray executor: address {address!r} is not HOST:PORT, ray://HOST:PORT or auto; "
+            f"e.g. --ray-address 192.168.1.10:6379 or ray://192.168.1.10:10001"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"ray executor: nothing answers at {address!r} ({exc.strerror or type(exc).__name__}, waited at "
+            f"most {timeout:g} s); start the cluster there (`ray start --head`) or check --ray-address"
+        ) from None
 
 
 def _actor_error(model: BaseModel, error: str) -> FacebenchError:
@@ -276,4 +336,4 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-__all__ = ["INSTALL_HINT", "EmbedActor", "RayExecutor"]
+__all__ = ["INSTALL_HINT", "EmbedActor", "RayExecutor", "check_address"]
