@@ -64,3 +64,21 @@ def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ViTModel(config).save_pretrained(folder)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``nox`` runs ``-n auto --dist loadgroup``) each test file runs on one
+    worker, so its module fixtures are built once; the Ray tests share one worker (one local Ray
+    at a time: a test checks that a killed run leaves no Ray process), and so do the release
+    tests (they build wheels and sdists from the same package folders)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent.name == "executors" and path.name.startswith("test_ray"):
+            group = "ray"
+        elif path.parent.name == "release":
+            group = "release"
+        else:
+            group = str(path)
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -39,10 +39,12 @@ def install_facebench(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Install the four packages (not editable) and run the whole test suite."""
     install_facebench(session)
-    # setuptools builds the wheels of tests/release offline; mkdocs builds the docs site there;
-    # playwright drives Debian's chromium (installed by .ci/run) for tests/report
-    session.install("pytest", "setuptools>=77", "playwright", *DOCS)
-    session.run("pytest", *session.posargs, env={"HF_HUB_OFFLINE": "1", **QUIET_MKDOCS})
+    # tests/release: setuptools builds the wheels offline, mkdocs the docs site, and the noxfile
+    # itself is checked with nox; playwright drives Debian's chromium (from .ci/run) for tests/report
+    session.install("pytest", "pytest-xdist", "nox", "setuptools>=77", "playwright", *DOCS)
+    # one worker per core; each test file stays on one worker (conftest.py groups them)
+    parallel = ["-n", "auto", "--dist", "loadgroup"]
+    session.run("pytest", *parallel, *session.posargs, env={"HF_HUB_OFFLINE": "1", **QUIET_MKDOCS})
 
 
 @nox.session(python=PYTHON)
