@@ -69,9 +69,8 @@ def reference(model_vector: np.ndarray, subjects: np.ndarray, method: str) -> tu
     return float(np.mean(result.evaluations)), float(lower), float(upper)
 
 
-@pytest.mark.parametrize("comparator", COMPARATORS)
-def test_score_and_noise_ceiling_equal_rsatoolbox(write_pairs, comparator: str) -> None:
-    features, names, subjects = synthetic()
+def score_long(write_pairs, features: np.ndarray, names: list[str], subjects: np.ndarray, comparator: str):
+    """The RSA row of ``features`` against participants' ratings in a long pairs file."""
     pairs_file, images = write_pairs(long_frame(names, subjects))
     task = RSATask(
         pairs_file_path=pairs_file,
@@ -80,13 +79,19 @@ def test_score_and_noise_ceiling_equal_rsatoolbox(write_pairs, comparator: str) 
         comparator=comparator,
         n_bootstrap=0,
     )
-    row = task.evaluate(array_view(features, names)).performance.iloc[0]
+    return task.evaluate(array_view(features, names)).performance.iloc[0]
+
+
+@pytest.mark.parametrize("comparator", COMPARATORS)
+def test_score_and_noise_ceiling_equal_rsatoolbox(write_pairs, comparator: str) -> None:
+    features, names, subjects = synthetic()
+    row = score_long(write_pairs, features, names, subjects, comparator)
     expected = reference(pdist(features.astype(np.float64), "cosine"), subjects, comparator)
     assert row["RSA Score"] == pytest.approx(expected[0], abs=1e-10)
     assert row["Noise Ceiling Lower"] == pytest.approx(expected[1], abs=1e-10)
     assert row["Noise Ceiling Upper"] == pytest.approx(expected[2], abs=1e-10)
     assert row["Comparator"] == comparator and row["Distance Metric"] == "cosine"
-    assert list(task.evaluate(array_view(features, names)).performance.columns) == [
+    assert list(row.index) == [
         "RSA Score",
         "RSA Score CI Low",
         "RSA Score CI High",
@@ -286,15 +291,7 @@ def compare(a: np.ndarray, b: np.ndarray, comparator: str) -> float:
 def test_noise_ceiling_pools_as_documented_not_a_plain_mean(write_pairs, comparator: str) -> None:
     features, names, subjects = synthetic(seed=3, noise=0.8)
     subjects = subjects * np.arange(1, N_SUBJECTS + 1)[:, None] ** 2  # participants use different scales
-    pairs_file, images = write_pairs(long_frame(names, subjects))
-    task = RSATask(
-        pairs_file_path=pairs_file,
-        images_path=images,
-        subject_column="subject",
-        comparator=comparator,
-        n_bootstrap=0,
-    )
-    row = task.evaluate(array_view(features, names)).performance.iloc[0]
+    row = score_long(write_pairs, features, names, subjects, comparator)
     others = [np.delete(subjects, s, axis=0) for s in range(N_SUBJECTS)]
     lower = np.mean([compare(pooled(o, comparator), subjects[s], comparator) for s, o in enumerate(others)])
     upper = np.mean([compare(pooled(subjects, comparator), s, comparator) for s in subjects])
